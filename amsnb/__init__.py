@@ -1,0 +1,18 @@
+"""amsnb: particle identification for AMS-02 in Jupyter.
+
+The package backs the numbered notebook series in ``notebooks/``. Submodules are imported lazily
+(``amsnb.io``, ``amsnb.sim``, ...) so ``import amsnb`` stays fast and does not pull in torch.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {"io", "schema", "mapping", "errors", "runner", "profiles", "sim", "cuts", "baselines", "models",
+               "train", "metrics", "plotting", "widgets", "scores", "datasets", "ecalreco", "nuclei", "fits"}
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'amsnb' has no attribute '{name}'")

@@ -1,0 +1,120 @@
+"""The ``amsnb`` command line: run the notebook series, check a ROOT file, simulate, train.
+
+    amsnb run --profile smoke|binder|default|full [--only 03] [--workdir DIR] [-p name value ...]
+              [--sweep name=v1,v2 ...]
+    amsnb check FILE.root [--mapping M.yaml] [--schema ecal|nuclei]
+    amsnb simulate ecal|nuclei ...      (see `amsnb simulate ecal --help`)
+    amsnb train --config FILE           (single process, or under torchrun for DDP)
+    amsnb schema                        (print the ROOT schema as Markdown)
+    amsnb kernel                        (register this environment's Jupyter kernel "amsnb")
+
+Errors meant for the user (bad file, bad parameter) print one clear message and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+from .errors import AmsnbError
+
+_DELEGATED = {  # subcommand -> module whose cli_main(argv) handles it
+    ("simulate", "ecal"): "amsnb.sim.ecal",
+    ("simulate", "nuclei"): "amsnb.sim.nuclei",
+    ("train",): "amsnb.train.cli",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="amsnb", description="AMS-02 particle-identification notebooks toolkit")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="execute the numbered notebooks with papermill")
+    r.add_argument("--profile", default="default", help="smoke | binder | default | full (amsnb/profiles.yaml)")
+    r.add_argument("--only", action="append", default=[], help="notebook number(s), e.g. --only 03 or --only 01,02")
+    r.add_argument("--workdir", default=None, help="run folder (default runs/<profile>)")
+    r.add_argument("--notebooks", default=None, help="folder of the notebook series (default: the checkout's)")
+    r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="override a notebook parameter (YAML value)")
+    r.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
+                   help="run each notebook once per value (several --sweep: the grid)")
+
+    c = sub.add_parser("check", help="tell whether a ROOT file works with amsnb")
+    c.add_argument("file")
+    c.add_argument("--mapping", default=None, help="branch mapping YAML for a file with other branch names")
+    c.add_argument("--schema", default=None, choices=["ecal", "nuclei", "scores"], help="default: from the trees")
+
+    sub.add_parser("simulate", help="simulate events into a ROOT file: `amsnb simulate ecal|nuclei --help`",
+                   add_help=False)
+    sub.add_parser("train", help="train a model from a config file (DDP under torchrun)", add_help=False)
+    sub.add_parser("schema", help="print the ROOT event schema as Markdown")
+    sub.add_parser("kernel", help="register this environment's Jupyter kernel 'amsnb'")
+    return p
+
+
+def _delegate(argv: list[str]) -> int | None:
+    for key, module in _DELEGATED.items():
+        if tuple(argv[: len(key)]) == key:
+            return import_module(module).cli_main(argv[len(key):]) or 0
+    if argv and argv[0] == "simulate":
+        raise AmsnbError("usage: amsnb simulate ecal|nuclei [options]; `amsnb simulate ecal --help` lists them")
+    return None
+
+
+def _run(args) -> int:
+    from . import runner
+    from .profiles import parse_value
+
+    only = [o for item in args.only for o in item.split(",") if o]
+    params = {name: parse_value(value) for name, value in args.param}
+    sweeps = {}
+    for spec in args.sweep:
+        if "=" not in spec:
+            raise AmsnbError(f"--sweep '{spec}': expected NAME=V1,V2")
+        name, values = spec.split("=", 1)
+        sweeps[name] = [parse_value(v) for v in values.split(",")]
+    runner.run_series(args.profile, only or None, args.workdir, params, sweeps or None, args.notebooks)
+    return 0
+
+
+def _check(args) -> int:
+    from .io import check_file
+
+    report = check_file(args.file, mapping=args.mapping, schema=args.schema)
+    print(report.text())
+    return 0 if report.usable else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _delegate(argv)
+        if code is not None:
+            return code
+        args = _parser().parse_args(argv)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "schema":
+            from .schema import markdown
+
+            print(markdown())
+            return 0
+        if args.command == "kernel":
+            from .runner import ensure_kernel
+
+            print(f"kernel '{ensure_kernel()}' registered for {sys.executable}")
+            return 0
+    except AmsnbError as exc:
+        print(f"amsnb: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("amsnb: interrupted; finished files are kept, rerun to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

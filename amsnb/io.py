@@ -1,0 +1,402 @@
+"""ROOT I/O in the amsnb schema: chunked reading through uproot, writing, and file checks.
+
+Reading is always chunked (``step_size`` events or a memory size such as ``"100 MB"``) so a file of any
+size runs in bounded memory. A user's own ntuple is read through a branch mapping (:mod:`amsnb.mapping`):
+one parameter, ``mapping=``, everywhere. Bad input raises :class:`~amsnb.errors.InputFileError` or
+:class:`~amsnb.errors.SchemaError` with a message that names the file and branch and says what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError, SchemaError
+from .mapping import BranchMapping, load_mapping
+from .schema import ECAL, SCHEMAS, TreeSchema
+
+DEFAULT_STEP = "100 MB"
+NAN_POLICIES = ("raise", "drop", "keep")
+
+
+# ----------------------------------------------------------------------------------------------- files
+def _as_paths(files: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    if isinstance(files, (str, os.PathLike)):
+        files = [files]
+    paths = [Path(f) for f in files]
+    if not paths:
+        raise InputFileError("no input files given: pass a ROOT file path or a list of paths")
+    return paths
+
+
+def open_tree(path: str | os.PathLike, tree: str):
+    """Open ``tree`` in the ROOT file ``path`` with uproot, turning every failure into a clear message."""
+    import uproot
+
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: file not found. Check the path, or run `amsnb simulate` to make sample data.")
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a directory, not a ROOT file")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"root":
+        raise InputFileError(f"{path}: not a ROOT file (it does not start with the ROOT magic bytes 'root')")
+    try:
+        f = uproot.open(path)
+    except Exception as exc:  # uproot raises many types for damaged headers
+        raise InputFileError(f"{path}: cannot be opened as ROOT ({type(exc).__name__}: {exc}); "
+                             "the file is damaged or truncated: copy or regenerate it") from None
+    try:
+        keys = [k.split(";")[0] for k in f.keys(recursive=True, cycle=True)]
+    except Exception as exc:
+        raise InputFileError(f"{path}: its directory cannot be read ({type(exc).__name__}); the file is corrupt "
+                             "or truncated: copy or regenerate it") from None
+    if tree not in keys:
+        hint = difflib.get_close_matches(tree, keys, n=3)
+        raise InputFileError(f"{path}: no tree '{tree}'. Objects in the file: {', '.join(keys) or 'none'}"
+                             + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                             + ". Give the tree name in the mapping file (key 'tree').")
+    try:
+        t = f[tree]
+        _ = t.num_entries
+    except Exception as exc:
+        raise InputFileError(f"{path}: tree '{tree}' cannot be read ({type(exc).__name__}: {exc}); "
+                             "the file is corrupt or truncated") from None
+    return t
+
+
+# ------------------------------------------------------------------------------------------- reading
+def _resolve(schema: TreeSchema | str) -> TreeSchema:
+    if isinstance(schema, TreeSchema):
+        return schema
+    try:
+        return SCHEMAS[schema]
+    except KeyError:
+        raise SchemaError(f"unknown schema '{schema}'; known: {', '.join(SCHEMAS)}") from None
+
+
+def _plan(t, path: Path, schema: TreeSchema, branches: list[str], mapping: BranchMapping):
+    """Which expression reads each wanted schema branch; raise listing every missing required one."""
+    available = set(t.keys())
+    exprs, missing_optional, missing = {}, [], []
+    for name in branches:
+        expr = mapping.expression(name)
+        if mapping.is_available(name, available):
+            exprs[name] = expr
+        elif schema[name].required:
+            missing.append((name, expr))
+        else:
+            missing_optional.append(name)
+    if missing:
+        lines = []
+        for name, expr in missing:
+            close = difflib.get_close_matches(expr, sorted(available), n=3, cutoff=0.5)
+            lines.append(f"  {name}" + (f" (looked for '{expr}')" if expr != name else "")
+                         + (f"; closest in the file: {', '.join(close)}" if close else ""))
+        raise SchemaError(f"{path}: tree '{t.name}' lacks branches the '{schema.tree}' schema needs:\n"
+                          + "\n".join(lines)
+                          + "\nMap them to your branch names in a mapping YAML (see docs/mapping.md) "
+                            "and pass it as mapping=...")
+    return exprs, missing_optional
+
+
+def _convert(path: Path, schema: TreeSchema, raw: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    out = {}
+    for name, arr in raw.items():
+        b = schema[name]
+        arr = np.asarray(arr)
+        if arr.dtype == object:
+            raise SchemaError(f"{path}: branch '{name}' is jagged (variable length per event); the schema needs "
+                              f"a fixed shape {b.shape}. Map it to a fixed-size branch.")
+        if arr.shape[1:] != b.shape:
+            if arr.ndim == 2 and b.shape and int(np.prod(b.shape)) == arr.shape[1]:
+                arr = arr.reshape(n, *b.shape)  # flat per-event vector of the right size: layer-major
+            else:
+                raise SchemaError(f"{path}: branch '{name}' has per-event shape {arr.shape[1:]}, the schema needs "
+                                  f"{b.shape}. Map the right branch or reshape it before writing.")
+        out[name] = arr.astype(b.np_dtype, copy=False)
+    return out
+
+
+def count_nonfinite(arrays: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Events with a NaN or inf in each floating branch (only branches with any are listed)."""
+    counts = {}
+    for name, arr in arrays.items():
+        if np.issubdtype(arr.dtype, np.floating):
+            bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+            if bad.any():
+                counts[name] = int(bad.sum())
+    return counts
+
+
+def _apply_nan_policy(path, arrays: dict[str, np.ndarray], policy: str) -> dict[str, np.ndarray]:
+    counts = count_nonfinite(arrays)
+    if not counts or policy == "keep":
+        return arrays
+    if policy == "raise":
+        detail = ", ".join(f"{k}: {v} events" for k, v in counts.items())
+        raise SchemaError(f"{path}: NaN/inf values ({detail}). Pass nan_policy='drop' to skip those events, "
+                          "or fix the file.")
+    good = np.ones(len(next(iter(arrays.values()))), dtype=bool)
+    for name, arr in arrays.items():
+        if np.issubdtype(arr.dtype, np.floating):
+            good &= np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+    return {k: v[good] for k, v in arrays.items()}
+
+
+@dataclass
+class ReadStats:
+    """What a read saw: events read and kept, NaN/inf drops, optional branches filled with defaults."""
+    events_read: int = 0
+    events_kept: int = 0
+    filled_defaults: set[str] = field(default_factory=set)
+
+
+def iterate(files, schema: TreeSchema | str = ECAL, branches: Iterable[str] | None = None,
+            mapping: str | os.PathLike | BranchMapping | None = None, step_size: int | str = DEFAULT_STEP,
+            nan_policy: str = "raise", stats: ReadStats | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Yield chunks of events as ``{schema branch: numpy array}`` from one or many ROOT files.
+
+    ``branches`` defaults to the whole schema. Optional branches missing from the file are filled with their
+    default (label -1, weight 1, ...) and listed in ``stats.filled_defaults``.
+    """
+    schema = _resolve(schema)
+    if nan_policy not in NAN_POLICIES:
+        raise SchemaError(f"nan_policy='{nan_policy}' is not one of {NAN_POLICIES}")
+    mp = load_mapping(mapping, schema)
+    wanted = list(branches) if branches is not None else schema.names
+    for name in wanted:
+        if name not in schema:
+            hint = difflib.get_close_matches(name, schema.names, n=3)
+            raise SchemaError(f"'{name}' is not a branch of the '{schema.tree}' schema"
+                              + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                              + f"; branches: {', '.join(schema.names)}")
+    stats = stats if stats is not None else ReadStats()
+    for path in _as_paths(files):
+        t = open_tree(path, mp.tree or schema.tree)
+        exprs, missing_opt = _plan(t, path, schema, wanted, mp)
+        stats.filled_defaults.update(missing_opt)
+        sources = mp.source_branches(exprs, t.keys())
+        try:
+            for raw in t.iterate(sources, step_size=step_size, library="np"):
+                n = len(next(iter(raw.values()))) if raw else 0
+                arrays = _convert(path, schema, mp.evaluate(exprs, raw), n)
+                arrays = mp.apply_units(arrays)
+                for name in missing_opt:
+                    arrays[name] = schema.empty(n)[name] if name != "weight" else np.ones(n, np.float32)
+                stats.events_read += n
+                arrays = _apply_nan_policy(path, arrays, nan_policy)
+                stats.events_kept += len(next(iter(arrays.values()))) if arrays else 0
+                yield arrays
+        except (SchemaError, InputFileError):
+            raise
+        except Exception as exc:
+            raise InputFileError(f"{path}: reading tree '{t.name}' failed ({type(exc).__name__}: {exc}); the file "
+                                 "is probably truncated or corrupt: copy or regenerate it") from None
+
+
+def read(files, schema: TreeSchema | str = ECAL, branches: Iterable[str] | None = None,
+         mapping=None, step_size: int | str = DEFAULT_STEP, nan_policy: str = "raise",
+         max_events: int | None = None) -> dict[str, np.ndarray]:
+    """Read events into memory (concatenated chunks of :func:`iterate`); ``max_events`` stops early."""
+    parts: list[dict[str, np.ndarray]] = []
+    total = 0
+    for chunk in iterate(files, schema, branches, mapping, step_size, nan_policy):
+        parts.append(chunk)
+        total += len(next(iter(chunk.values())))
+        if max_events is not None and total >= max_events:
+            break
+    if not parts:
+        schema = _resolve(schema)
+        names = list(branches) if branches is not None else schema.names
+        return {k: v for k, v in schema.empty(0).items() if k in names}
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if max_events is not None:
+        out = {k: v[:max_events] for k, v in out.items()}
+    return out
+
+
+def num_entries(path: str | os.PathLike, tree: str = "ecal") -> int:
+    return int(open_tree(path, tree).num_entries)
+
+
+# ------------------------------------------------------------------------------------------- writing
+def validate_arrays(arrays: Mapping[str, np.ndarray], schema: TreeSchema, where: str = "arrays") -> int:
+    """Check names, shapes and lengths against the schema; return the number of events."""
+    missing = [n for n in schema.required if n not in arrays]
+    if missing:
+        raise SchemaError(f"{where}: missing required branches {missing} of the '{schema.tree}' schema")
+    unknown = [n for n in arrays if n not in schema]
+    if unknown:
+        raise SchemaError(f"{where}: {unknown} are not branches of the '{schema.tree}' schema")
+    lengths = {len(v) for v in arrays.values()}
+    if len(lengths) != 1:
+        raise SchemaError(f"{where}: branches have different lengths {sorted(lengths)}")
+    for name, arr in arrays.items():
+        shape = schema[name].shape
+        if np.shape(arr)[1:] != shape:
+            raise SchemaError(f"{where}: branch '{name}' has per-event shape {np.shape(arr)[1:]}, expected {shape}")
+    return lengths.pop()
+
+
+class TreeWriter:
+    """Write a schema tree in chunks: ``with TreeWriter(path, ECAL) as w: w.extend(chunk)``.
+
+    The file is written to ``path + '.part'`` and renamed on a clean close, so an interrupted job never
+    leaves a truncated file under the final name.
+    """
+
+    def __init__(self, path: str | os.PathLike, schema: TreeSchema | str = ECAL, compression: str = "lz4"):
+        import uproot
+
+        self.schema = _resolve(schema)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".part")
+        comp = {"lz4": uproot.LZ4(1), "zlib": uproot.ZLIB(1), "zstd": uproot.ZSTD(1), "none": None}
+        if compression not in comp:
+            raise SchemaError(f"compression='{compression}' is not one of {list(comp)}")
+        self._file = uproot.recreate(self._tmp, compression=comp[compression])
+        self._tree = None
+        self.n_written = 0
+
+    def extend(self, arrays: Mapping[str, np.ndarray]) -> None:
+        n = validate_arrays(arrays, self.schema, str(self.path))
+        cast = {b.name: np.ascontiguousarray(arrays[b.name], dtype=b.np_dtype)
+                for b in self.schema.branches if b.name in arrays}
+        if self._tree is None:
+            types = {k: np.dtype((v.dtype, v.shape[1:])) if v.ndim > 1 else v.dtype for k, v in cast.items()}
+            self._tree = self._file.mktree(self.schema.tree, types, title=self.schema.doc[:80])
+            self._names = list(cast)
+        elif list(cast) != self._names:
+            raise SchemaError(f"{self.path}: chunk branches {list(cast)} differ from the first chunk's {self._names}")
+        if n:
+            self._tree.extend(cast)
+        self.n_written += n
+
+    def close(self, ok: bool = True) -> None:
+        if self._file is None:
+            return
+        if self._tree is None and ok:
+            raise SchemaError(f"{self.path}: nothing was written (no chunk given)")
+        self._file.close()
+        self._file = None
+        if ok:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(ok=exc_type is None)
+        return False
+
+
+def write(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], schema: TreeSchema | str = ECAL,
+          compression: str = "lz4", chunk: int = 50_000) -> Path:
+    """Write in-memory arrays as one schema tree (in baskets of ``chunk`` events)."""
+    n = validate_arrays(arrays, _resolve(schema), str(path))
+    with TreeWriter(path, schema, compression) as w:
+        for start in range(0, max(n, 1), chunk):
+            w.extend({k: v[start:start + chunk] for k, v in arrays.items()})
+    return Path(path)
+
+
+# --------------------------------------------------------------------------------------------- check
+@dataclass
+class CheckReport:
+    """Answer to "does this file work with amsnb?": ``usable`` plus the details behind it."""
+    path: str
+    tree: str
+    usable: bool = False
+    error: str | None = None
+    trees: dict[str, int] = field(default_factory=dict)
+    present: list[str] = field(default_factory=list)
+    missing_required: list[str] = field(default_factory=list)
+    missing_optional: list[str] = field(default_factory=list)
+    misshaped: dict[str, str] = field(default_factory=dict)
+    nonfinite: dict[str, int] = field(default_factory=dict)
+    n_events: int = 0
+
+    def text(self) -> str:
+        lines = [f"file: {self.path}"]
+        if self.trees:
+            lines.append("trees: " + ", ".join(f"{k} ({v} entries)" for k, v in self.trees.items()))
+        if self.error:
+            lines.append(f"ERROR: {self.error}")
+        else:
+            lines.append(f"schema tree '{self.tree}': {self.n_events} events")
+            lines.append(f"branches present: {len(self.present)}")
+            for name in self.missing_required:
+                lines.append(f"  MISSING (required): {name}")
+            for name in self.missing_optional:
+                lines.append(f"  missing (optional, default used): {name}")
+            for name, msg in self.misshaped.items():
+                lines.append(f"  WRONG SHAPE: {name}: {msg}")
+            for name, cnt in self.nonfinite.items():
+                lines.append(f"  NaN/inf: {name}: {cnt} events")
+        lines.append("usable: " + ("yes" if self.usable else "NO"))
+        return "\n".join(lines)
+
+
+def check_file(path: str | os.PathLike, mapping=None, schema: TreeSchema | str | None = None,
+               step_size: int | str = DEFAULT_STEP) -> CheckReport:
+    """Inspect a ROOT file against a schema (guessed from the trees if not given) without raising."""
+    import uproot
+
+    path = Path(path)
+    schemas = [_resolve(schema)] if schema is not None else [s for s in SCHEMAS.values()]
+    report = CheckReport(path=str(path), tree=schemas[0].tree)
+    try:
+        mp0 = load_mapping(mapping, schemas[0])
+        tree_guess = mp0.tree
+        try:
+            with uproot.open(path) as f:
+                report.trees = {k.split(";")[0]: int(f[k].num_entries) for k, c in f.classnames().items()
+                                if c.startswith("TTree")}
+        except Exception:
+            pass
+        if schema is None:
+            for s in schemas:
+                if (tree_guess or s.tree) in report.trees:
+                    schemas = [s]
+                    break
+        sch = schemas[0]
+        mp = load_mapping(mapping, sch)
+        report.tree = mp.tree or sch.tree
+        t = open_tree(path, report.tree)
+        report.n_events = int(t.num_entries)
+        available = set(t.keys())
+        for b in sch.branches:
+            if mp.is_available(b.name, available):
+                report.present.append(b.name)
+            elif b.required:
+                report.missing_required.append(b.name)
+            else:
+                report.missing_optional.append(b.name)
+        stats = ReadStats()
+        readable = [n for n in report.present]
+        for name in list(readable):  # shape check on a few events, branch by branch
+            try:
+                next(iterate(path, sch, [name], mp, step_size=10, nan_policy="keep"), None)
+            except SchemaError as exc:
+                report.misshaped[name] = str(exc).split(": ", 1)[-1]
+                readable.remove(name)
+        for chunk in iterate(path, sch, readable, mp, step_size=step_size, nan_policy="keep", stats=stats):
+            for k, v in count_nonfinite(chunk).items():
+                report.nonfinite[k] = report.nonfinite.get(k, 0) + v
+        report.usable = not report.missing_required and not report.misshaped and report.n_events > 0
+        if report.n_events == 0:
+            report.error = f"tree '{report.tree}' has no events"
+    except Exception as exc:  # the report is the answer; never a traceback
+        report.error = str(exc)
+        report.usable = False
+    return report

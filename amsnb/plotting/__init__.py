@@ -1,0 +1,26 @@
+"""Plotting: thin glue over hist + mplhep. Metrics compute numbers; these functions only draw them.
+
+One submodule per area (``ecal``, ``cuts``, ``performance``, ``training``, ``nuclei``); this module holds
+the shared style and label.
+"""
+
+from __future__ import annotations
+
+_STYLED = False
+
+
+def use_style() -> None:
+    """Apply the mplhep style once (style contexts are unreliable with mplhep, so it is global)."""
+    global _STYLED
+    if not _STYLED:
+        import mplhep as hep
+
+        hep.style.use("ROOT")
+        _STYLED = True
+
+
+def label(ax, text: str = "Simulation", loc: int = 0):
+    """The experiment label: there is no AMS style in mplhep, so a clean generic label."""
+    import mplhep as hep
+
+    return hep.label.exp_label(exp="AMS-02", text=text, com=None, lumi=None, ax=ax, loc=loc)

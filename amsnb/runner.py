@@ -1,0 +1,179 @@
+"""``amsnb run``: execute the numbered notebook series headlessly with papermill, profile by profile.
+
+Each notebook gets the parameters of the chosen profile (``amsnb/profiles.yaml``) that its ``parameters`` cell
+declares, runs with the environment's own ``amsnb`` kernel, reads what earlier notebooks left in the workdir and
+writes its ``metrics.json`` and figures there. The executed notebooks are kept in ``<workdir>/executed/``, also
+when one fails: the run then stops with a message naming the notebook, the cell and the error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import profiles
+from .errors import AmsnbError, ConfigError
+from .workdir import Workdir
+
+KERNEL_NAME = "amsnb"
+
+
+class NotebookFailed(AmsnbError):
+    """A notebook of the series raised; the partially executed notebook is kept."""
+
+
+@dataclass
+class NotebookRun:
+    notebook: str
+    executed: Path
+    seconds: float
+    parameters: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def notebooks_dir() -> Path:
+    """The series: ``notebooks/`` beside the package (a source checkout) or in the current directory."""
+    for cand in (Path(__file__).resolve().parent.parent / "notebooks", Path.cwd() / "notebooks"):
+        if cand.is_dir():
+            return cand
+    raise ConfigError("no notebooks/ folder found beside the amsnb package or in the current directory; "
+                      "run from a checkout of amsnb or pass --notebooks DIR")
+
+
+def discover(nb_dir: Path, only: list[str] | None = None) -> list[Path]:
+    found = sorted(p for p in nb_dir.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        wanted = {o.zfill(2) for o in only}
+        unknown = wanted - {p.name[:2] for p in found}
+        if unknown:
+            raise ConfigError(f"--only {','.join(sorted(unknown))}: no such notebook in {nb_dir}; "
+                              f"available: {', '.join(p.name for p in found)}")
+        found = [p for p in found if p.name[:2] in wanted]
+    return found
+
+
+def ensure_kernel(name: str = KERNEL_NAME) -> str:
+    """Register this environment's Python as the ``amsnb`` Jupyter kernel if it is not (or not this one).
+
+    A kernel from another environment (a bare ``python3``) would run the notebooks without amsnb: the classic
+    papermill failure. The kernelspec goes into ``sys.prefix`` so it belongs to this environment.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    ksm = KernelSpecManager()
+    try:
+        spec = ksm.get_kernel_spec(name)
+        if spec.argv and Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return name
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=name, display_name="Python (amsnb)", prefix=sys.prefix)
+    return name
+
+
+def _declared_parameters(path: Path) -> set[str]:
+    import papermill
+
+    return set(papermill.inspect_notebook(str(path)).keys())
+
+
+def _failure_message(nb: Path, executed: Path, exc: Exception) -> str:
+    cell = getattr(exc, "exec_count", None) or getattr(exc, "cell_index", None)
+    ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
+    return (f"notebook {nb.name} failed in cell {cell}: {ename}: {evalue}\n"
+            f"the executed notebook up to the failure is kept in {executed}")
+
+
+def run_notebook(nb: Path, workdir: Workdir, profile: str, overrides: dict[str, Any] | None = None,
+                 tag: str = "", kernel: str = KERNEL_NAME, log=print) -> NotebookRun:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    nn = nb.name[:2]
+    params = profiles.parameters(profile, nn)
+    params["workdir"] = str(workdir.path)
+    params.update(overrides or {})
+    declared = _declared_parameters(nb)
+    unknown = set(overrides or {}) - declared
+    if unknown:
+        raise ConfigError(f"{nb.name} has no parameter(s) {sorted(unknown)} (-p/--sweep); "
+                          f"its parameters: {', '.join(sorted(declared))}")
+    params = {k: v for k, v in params.items() if k in declared}
+    out_dir = workdir.path / "executed"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / (nb.stem + (f"__{tag}" if tag else "") + ".ipynb")
+    log(f"[{nn}] {nb.name}{' ' + tag if tag else ''}: running ({profile})", flush=True)
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name=kernel,
+                                   cwd=str(nb.parent), progress_bar=False, log_output=False)
+    except PapermillExecutionError as exc:
+        raise NotebookFailed(_failure_message(nb, executed, exc)) from None
+    except Exception as exc:  # kernel died, timeout, ...
+        raise NotebookFailed(_failure_message(nb, executed, exc)) from None
+    seconds = time.perf_counter() - t0
+    metrics = workdir.load_metrics(nn)
+    log(f"[{nn}] done in {seconds:.0f} s", flush=True)
+    return NotebookRun(nb.name, executed, seconds, params, metrics)
+
+
+def _sweep_points(sweeps: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
+    if not sweeps:
+        return [{}]
+    keys = list(sweeps)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(sweeps[k] for k in keys))]
+
+
+def run_series(profile: str = "default", only: list[str] | None = None, workdir: str | Path | None = None,
+               params: dict[str, Any] | None = None, sweeps: dict[str, list[Any]] | None = None,
+               nb_dir: str | Path | None = None, log=print) -> list[NotebookRun]:
+    """Run the notebooks in order; with ``sweeps`` each notebook runs once per point of the parameter grid."""
+    if profile not in profiles.names():
+        raise ConfigError(f"unknown profile '{profile}'; known: {', '.join(profiles.names())}")
+    wd = Workdir(workdir or f"runs/{profile}")
+    nbs = discover(Path(nb_dir) if nb_dir else notebooks_dir(), only)
+    kernel = ensure_kernel()
+    runs: list[NotebookRun] = []
+    t0 = time.perf_counter()
+    for nb in nbs:
+        points = _sweep_points(sweeps)
+        table = []
+        for point in points:
+            tag = "__".join(f"{k}={v}" for k, v in point.items())
+            if point:
+                wd.metrics_path(nb.name[:2]).unlink(missing_ok=True)
+            run = run_notebook(nb, wd, profile, {**(params or {}), **point}, tag, kernel, log)
+            runs.append(run)
+            table.append({"parameters": point, "metrics": run.metrics, "executed": str(run.executed)})
+        if sweeps:
+            path = wd.notebook(nb.name[:2]) / "sweep.json"
+            path.write_text(json.dumps(table, indent=2, default=str))
+            log(f"[{nb.name[:2]}] sweep of {len(points)} runs collected in {path}")
+            log(format_sweep_table(table))
+    log(f"\nseries done in {time.perf_counter() - t0:.0f} s, profile '{profile}'")
+    log(f"  executed notebooks: {wd.path / 'executed'}")
+    log(f"  figures:            {wd.path}/NN_*/figures/")
+    log(f"  metrics:            {wd.path}/NN_*/metrics.json")
+    return runs
+
+
+def format_sweep_table(table: list[dict[str, Any]]) -> str:
+    """A plain-text table: one row per sweep point, its parameters and scalar metrics."""
+    pkeys = sorted({k for row in table for k in row["parameters"]})
+    mkeys = sorted({k for row in table for k, v in row["metrics"].items()
+                    if isinstance(v, (int, float)) and k not in pkeys})
+    header = pkeys + mkeys
+    rows = [[str(row["parameters"].get(k, "")) for k in pkeys]
+            + [f"{row['metrics'][k]:.4g}" if isinstance(row["metrics"].get(k), (int, float)) else "" for k in mkeys]
+            for row in table]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
