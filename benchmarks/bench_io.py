@@ -1,0 +1,115 @@
+"""Install, import and ROOT I/O figures of the foundation.
+
+- install: time and size of a fresh venv with the whole stack (full mode only; torch from this machine's disk);
+- import: `import amsnb` and the heavy stack, in a fresh interpreter;
+- ROOT write/read of the ECAL schema through amsnb.io against plain uproot writing/reading the same arrays and
+  baskets (the ratio is the figure that matters: amsnb's checks and conversions must cost little).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _events(n: int):
+    try:
+        from amsnb.sim import ecal
+
+        return ecal.simulate(n, particle="electron", seed=5), "simulated electrons"
+    except Exception:  # the simulation is another module; fall back to sparse synthetic showers
+        from amsnb.schema import ECAL
+
+        rng = np.random.default_rng(5)
+        a = ECAL.empty(n)
+        img = rng.gamma(0.3, 50.0, size=(n, 18, 72)).astype(np.float32)
+        img[:, :, :30] = 0
+        img[:, :, 42:] = 0
+        a["ecal_edep"][:] = img
+        return a, "synthetic sparse showers"
+
+
+def _best(fn, repeat=3):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _import_time(stmt: str) -> float:
+    code = f"import time; t=time.perf_counter(); {stmt}; print(time.perf_counter()-t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _install() -> list[dict]:
+    tmp = Path(tempfile.mkdtemp(prefix="amsnb-install-"))
+    try:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "venv", str(tmp / "venv")], check=True)
+        pip = [str(tmp / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        subprocess.run(pip + ["torch==2.14.1", "torchvision==0.29.1"], check=True)
+        subprocess.run(pip + ["-e", f"{ROOT}[test]"], check=True)
+        seconds = time.perf_counter() - t0
+        size = subprocess.run(["du", "-sb", str(tmp / "venv")], capture_output=True, text=True).stdout.split()[0]
+        return [{"name": "install (fresh venv, full stack)", "value": seconds / 60, "unit": "min",
+                 "note": "pip, torch from local disk"},
+                {"name": "install size", "value": int(size) / 1e9, "unit": "GB", "note": "venv on disk"}]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(quick: bool) -> list[dict]:
+    import uproot
+
+    from amsnb import io
+    from amsnb.schema import ECAL
+
+    rows = []
+    if not quick:
+        rows += _install()
+    rows.append({"name": "import amsnb", "value": _import_time("import amsnb, amsnb.io"), "unit": "s", "note": ""})
+    rows.append({"name": "import stack", "unit": "s", "note": "torch timm torch_geometric uproot awkward hist mplhep",
+                 "value": _import_time("import torch, timm, torch_geometric, uproot, awkward, hist, mplhep")})
+    n = 20_000 if quick else 100_000
+    arrays, what = _events(n)
+    nbytes = sum(v.nbytes for v in arrays.values())
+    tmp = Path(tempfile.mkdtemp(prefix="amsnb-io-"))
+    try:
+        f_amsnb, f_plain = tmp / "amsnb.root", tmp / "plain.root"
+        t_w = _best(lambda: io.write(f_amsnb, arrays, ECAL), 1)
+
+        def plain_write():
+            with uproot.recreate(f_plain, compression=uproot.LZ4(1)) as f:
+                f.mktree("ecal", {k: np.dtype((v.dtype, v.shape[1:])) if v.ndim > 1 else v.dtype
+                                  for k, v in arrays.items()})
+                for s in range(0, n, 50_000):
+                    f["ecal"].extend({k: v[s:s + 50_000] for k, v in arrays.items()})
+
+        t_pw = _best(plain_write, 1)
+        t_r = _best(lambda: io.read(f_amsnb))
+        t_pr = _best(lambda: uproot.open(f_amsnb)["ecal"].arrays(library="np"))
+        note = f"{n} {what}, LZ4(1), {f_amsnb.stat().st_size / 1e6:.0f} MB file"
+        rows += [
+            {"name": "ROOT write amsnb.io", "value": n / t_w, "unit": "events/s", "note": note},
+            {"name": "ROOT write amsnb.io", "value": nbytes / t_w / 1e6, "unit": "MB/s", "note": "uncompressed MB"},
+            {"name": "ROOT write plain uproot", "value": n / t_pw, "unit": "events/s", "note": "same arrays"},
+            {"name": "ROOT write ratio amsnb/plain", "value": t_pw / t_w, "unit": "x", "note": "1 = no overhead"},
+            {"name": "ROOT read amsnb.io", "value": n / t_r, "unit": "events/s", "note": "all branches, chunked"},
+            {"name": "ROOT read amsnb.io", "value": nbytes / t_r / 1e6, "unit": "MB/s", "note": "uncompressed MB"},
+            {"name": "ROOT read plain uproot", "value": n / t_pr, "unit": "events/s", "note": "same baskets"},
+            {"name": "ROOT read ratio amsnb/plain", "value": t_pr / t_r, "unit": "x", "note": "1 = no overhead"},
+        ]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows

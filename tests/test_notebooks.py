@@ -1,0 +1,92 @@
+"""Regression suite: execute the whole notebook series with papermill (smoke profile) and compare each notebook's
+metrics.json with its recorded reference values (tests/reference/NN.json) under the tolerances stated there.
+
+The series runs once per session, in order, into tests/artifacts/smoke (kept for inspection: executed notebooks,
+figures, metrics). A notebook that fails is reported by its own test; the later ones still run, since each produces
+what it needs when an earlier notebook's output is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from amsnb import runner
+from amsnb.workdir import Workdir
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "tests" / "reference"
+SERIES = runner.discover(ROOT / "notebooks")
+pytestmark = pytest.mark.notebooks
+
+
+@pytest.fixture(scope="session")
+def smoke_series():
+    out = ROOT / "tests" / "artifacts" / "smoke"
+    shutil.rmtree(out, ignore_errors=True)
+    wd = Workdir(out)
+    kernel = runner.ensure_kernel()
+    results = {}
+    for nb in SERIES:
+        try:
+            results[nb.name[:2]] = runner.run_notebook(nb, wd, "smoke", kernel=kernel)
+        except runner.NotebookFailed as exc:
+            results[nb.name[:2]] = exc
+    return wd, results
+
+
+def _get(metrics: dict, key: str):
+    value = metrics
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return KeyError(key)
+        value = value[part]
+    return value
+
+
+def compare(metrics: dict, reference: dict) -> list[str]:
+    """Every reference metric must be present and within max(abs, rel*|value|) of the recorded value."""
+    problems = []
+    for key, ref in reference.items():
+        got = _get(metrics, key)
+        if isinstance(got, KeyError):
+            problems.append(f"{key}: missing from metrics.json")
+            continue
+        want = ref["value"]
+        if isinstance(want, (int, float)) and not isinstance(want, bool):
+            if not isinstance(got, (int, float)) or (isinstance(got, float) and math.isnan(got)):
+                problems.append(f"{key}: got {got!r}, expected a number near {want}")
+                continue
+            tol = max(float(ref.get("abs", 0.0)), float(ref.get("rel", 0.0)) * abs(want))
+            if abs(got - want) > tol:
+                problems.append(f"{key}: {got} differs from reference {want} by more than {tol:g} ({ref.get('why')})")
+        elif got != want:
+            problems.append(f"{key}: {got!r} != reference {want!r}")
+    return problems
+
+
+def test_compare_detects_drift():
+    ref = {"rej": {"value": 100.0, "rel": 0.1, "why": "binomial"}, "n": {"value": 5, "abs": 0}}
+    assert compare({"rej": 105.0, "n": 5}, ref) == []
+    assert len(compare({"rej": 120.0, "n": 6}, ref)) == 2
+    assert compare({"n": 5}, ref) == ["rej: missing from metrics.json"]
+
+
+@pytest.mark.parametrize("nb", SERIES, ids=lambda p: p.name)
+def test_notebook_smoke(nb, smoke_series):
+    wd, results = smoke_series
+    result = results[nb.name[:2]]
+    if isinstance(result, Exception):
+        pytest.fail(str(result))
+    ref_path = REFERENCE / f"{nb.name[:2]}.json"
+    assert ref_path.exists(), f"no reference values for {nb.name}: record them in {ref_path}"
+    reference = json.loads(ref_path.read_text())
+    assert len(reference) >= 3, f"{ref_path}: a regression check needs at least 3 metrics"
+    for key, ref in reference.items():
+        assert ref.get("why"), f"{ref_path}: '{key}' must say why its tolerance is what it is"
+    problems = compare(result.metrics, reference)
+    assert not problems, f"{nb.name} metrics drifted:\n" + "\n".join(problems)
