@@ -1,0 +1,666 @@
+"""Proton rejection versus electron efficiency, with intervals, for any set of score files.
+
+Definitions (seed 000, "Results"): events *pass* when ``score >= threshold``; the electron (signal, label 1)
+efficiency is the passing fraction of electrons; the proton rejection is ``N_protons / N_protons_passing``,
+i.e. ``1 / p`` with ``p`` the proton pass fraction. Label -1 (unknown, flight data) is excluded everywhere.
+
+Intervals: ``p`` gets a central Clopper-Pearson interval at confidence ``cl`` (``scipy.stats.beta``,
+Clopper & Pearson, Biometrika 26 (1934) 404), and the rejection interval is ``[1/p_hi, 1/p_lo]``. For weighted
+events the same formula is applied to *effective counts*: ``n_eff = (sum w)^2 / sum w^2`` and
+``k_eff = p_w * n_eff`` with ``p_w`` the weighted pass fraction (the effective-sample-size Clopper-Pearson of
+Korn & Graubard, Survey Methodology 24 (1998) 193); with unit weights it is exactly the unweighted interval.
+When no proton passes, the rejection is a *lower limit*: ``1 / p_up`` with ``p_up`` the one-sided
+Clopper-Pearson upper limit at ``cl`` (``1 - (1 - cl)^(1/n)`` unweighted); ``rejection`` then holds that finite
+limit, ``is_lower_limit`` is True and ``rejection_hi`` is ``inf`` (unbounded). Never a division by zero.
+
+ROC AUC comes from ``sklearn.metrics.roc_auc_score``. The :class:`WorkingPointEngine` answers threshold and
+target-efficiency queries in O(log n) per energy bin for the threshold tuner (``amsnb.widgets.threshold_tuner``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, EmptySelectionError, InputFileError, SchemaError
+
+#: Electron efficiencies of the comparison table (seed 000 quotes 90 %; 80 and 95 % bracket it).
+TABLE_EFFICIENCIES = (0.8, 0.9, 0.95)
+
+
+# ------------------------------------------------------------------------------------------------ intervals
+def clopper_pearson(k: float, n: float, cl: float = 0.68) -> tuple[float, float]:
+    """Central Clopper-Pearson interval of a binomial fraction k/n at confidence ``cl`` (k, n may be effective,
+    non-integer counts)."""
+    from scipy.stats import beta
+
+    _check_cl(cl)
+    if n <= 0:
+        raise EmptySelectionError("clopper_pearson: n = 0 trials; there are no events to count")
+    alpha = 1.0 - cl
+    lo = 0.0 if k <= 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    hi = 1.0 if k >= n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return lo, hi
+
+
+def upper_limit(k: float, n: float, cl: float = 0.68) -> float:
+    """One-sided Clopper-Pearson upper limit of a binomial fraction at confidence ``cl``."""
+    from scipy.stats import beta
+
+    _check_cl(cl)
+    if k >= n:
+        return 1.0
+    return float(beta.ppf(cl, k + 1, n - k))
+
+
+def _check_cl(cl: float) -> None:
+    if not 0.0 < cl < 1.0:
+        raise ConfigError(f"cl={cl}: the confidence level must be between 0 and 1 (e.g. 0.68 or 0.9)")
+
+
+def effective_counts(w_total_sum: float, w_total_sum2: float, w_pass_sum: float) -> tuple[float, float]:
+    """(k_eff, n_eff) of a weighted binomial: n_eff = (sum w)^2 / sum w^2, k_eff = n_eff * (sum w_pass / sum w)."""
+    if w_total_sum <= 0 or w_total_sum2 <= 0:
+        return 0.0, 0.0
+    n_eff = w_total_sum**2 / w_total_sum2
+    return n_eff * (w_pass_sum / w_total_sum), n_eff
+
+
+# ------------------------------------------------------------------------------------------------ points
+@dataclass
+class RejectionPoint:
+    """One working point. Counts are raw event counts; efficiency and rejection are weighted when weights are
+    given. ``rejection`` is a lower limit at ``cl`` when ``is_lower_limit`` (no proton passes)."""
+
+    threshold: float
+    efficiency: float
+    rejection: float
+    rejection_lo: float
+    rejection_hi: float
+    n_bkg: int
+    n_bkg_pass: int
+    n_sig: int
+    is_lower_limit: bool
+    n_sig_pass: int = 0
+    efficiency_lo: float = float("nan")
+    efficiency_hi: float = float("nan")
+    cl: float = 0.68
+
+    @property
+    def n_sig_lost(self) -> int:
+        """Electrons below the threshold."""
+        return self.n_sig - self.n_sig_pass
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["n_sig_lost"] = self.n_sig_lost
+        return d
+
+    def rejection_text(self) -> str:
+        """``"1234 [1100, 1390]"`` or ``"> 2300 (68% CL)"``: the form shown in tables and widgets."""
+        if self.is_lower_limit:
+            return f"> {_fmt(self.rejection)} ({self.cl:.0%} CL lower limit)"
+        return f"{_fmt(self.rejection)} [{_fmt(self.rejection_lo)}, {_fmt(self.rejection_hi)}]"
+
+
+def _fmt(x: float) -> str:
+    if not math.isfinite(x):
+        return "inf"
+    return f"{x:.4g}" if x < 1e5 else f"{x:.3e}"
+
+
+def _prepare(score, label, weight=None, energy=None, *, name: str = "scores"):
+    """Validated float arrays with unknown labels (-1) removed."""
+    score = np.asarray(score, dtype=np.float64).ravel()
+    label = np.asarray(label).ravel()
+    if score.shape != label.shape:
+        raise SchemaError(f"{name}: 'score' has {score.size} entries but 'label' has {label.size}")
+    if not np.all(np.isfinite(score)):
+        raise SchemaError(f"{name}: {int((~np.isfinite(score)).sum())} scores are NaN/inf; fix the model output")
+    if weight is None:
+        weight = np.ones_like(score)
+    else:
+        weight = np.asarray(weight, dtype=np.float64).ravel()
+        if weight.shape != score.shape:
+            raise SchemaError(f"{name}: 'weight' has {weight.size} entries but 'score' has {score.size}")
+        if not np.all(np.isfinite(weight)) or np.any(weight < 0):
+            raise SchemaError(f"{name}: 'weight' must be finite and >= 0; check the weight branch")
+    keep = label >= 0
+    out = [score[keep], label[keep].astype(np.int8), weight[keep]]
+    if energy is not None:
+        energy = np.asarray(energy, dtype=np.float64).ravel()
+        if energy.shape != label.shape:
+            raise SchemaError(f"{name}: 'energy' has {energy.size} entries but 'score' has {score.size}")
+        out.append(energy[keep])
+    return out
+
+
+def _point(threshold: float, sig_w: np.ndarray, sig_pass: np.ndarray, bkg_w: np.ndarray, bkg_pass: np.ndarray,
+           cl: float) -> RejectionPoint:
+    """Working point from per-class weights and pass masks."""
+    return point_from_sums(threshold, len(sig_w), int(sig_pass.sum()), float(sig_w.sum()), float((sig_w**2).sum()),
+                           float(sig_w[sig_pass].sum()), len(bkg_w), int(bkg_pass.sum()), float(bkg_w.sum()),
+                           float((bkg_w**2).sum()), float(bkg_w[bkg_pass].sum()), cl)
+
+
+def point_from_sums(threshold, n_sig, n_sig_pass, ws, ws2, ws_pass, n_bkg, n_bkg_pass, wb, wb2, wb_pass,
+                    cl=0.68) -> RejectionPoint:
+    """Working point from counts and weight sums (the shared arithmetic of every function here).
+
+    ``ws``/``wb``: summed signal/background weights, ``ws2``/``wb2``: summed squared weights, ``*_pass``: above
+    threshold. Intervals as in the module docstring."""
+    if n_sig == 0 or ws <= 0:
+        raise EmptySelectionError("no electrons (label 1) with positive weight in the selection: the electron "
+                                  "efficiency is undefined; widen the energy range or check the 'label' branch")
+    if n_bkg == 0 or wb <= 0:
+        raise EmptySelectionError("no protons (label 0) with positive weight in the selection: the rejection is "
+                                  "undefined; widen the energy range or check the 'label' branch")
+    eff = ws_pass / ws
+    k_s, n_s = effective_counts(ws, ws2, ws_pass)
+    eff_lo, eff_hi = clopper_pearson(k_s, n_s, cl)
+    k_b, n_b = effective_counts(wb, wb2, wb_pass)
+    if wb_pass <= 0:
+        lim = 1.0 / upper_limit(0.0, n_b, cl)
+        rej, lo, hi, is_lim = lim, lim, math.inf, True
+    else:
+        p_lo, p_hi = clopper_pearson(k_b, n_b, cl)
+        rej, lo, hi, is_lim = wb / wb_pass, 1.0 / p_hi, (1.0 / p_lo if p_lo > 0 else math.inf), False
+    return RejectionPoint(threshold=float(threshold), efficiency=float(eff), rejection=float(rej),
+                          rejection_lo=float(lo), rejection_hi=float(hi), n_bkg=int(n_bkg),
+                          n_bkg_pass=int(n_bkg_pass), n_sig=int(n_sig), is_lower_limit=is_lim,
+                          n_sig_pass=int(n_sig_pass), efficiency_lo=eff_lo, efficiency_hi=eff_hi, cl=cl)
+
+
+def threshold_for_efficiency(score, label, weight=None, efficiency: float = 0.9) -> float:
+    """Largest threshold whose (weighted) electron efficiency is >= ``efficiency`` (pass: score >= threshold)."""
+    _check_eff(efficiency)
+    score, label, weight = _prepare(score, label, weight)
+    sig = label == 1
+    if not sig.any():
+        raise EmptySelectionError("no electrons (label 1) in the selection: no threshold gives an efficiency")
+    return _threshold_from_sorted(score[sig], weight[sig], efficiency)
+
+
+def _threshold_from_sorted(sig_score: np.ndarray, sig_w: np.ndarray, efficiency: float) -> float:
+    order = np.argsort(-sig_score, kind="stable")
+    s, cw = sig_score[order], np.cumsum(sig_w[order])
+    i = int(np.searchsorted(cw, efficiency * cw[-1] * (1 - 1e-12), side="left"))
+    return float(s[min(i, len(s) - 1)])
+
+
+def _check_eff(efficiency: float) -> None:
+    if not 0.0 < efficiency <= 1.0:
+        raise ConfigError(f"efficiency={efficiency}: the target electron efficiency must be in (0, 1], e.g. 0.9")
+
+
+def rejection_at_threshold(score, label, weight=None, threshold: float = 0.5, cl: float = 0.68) -> RejectionPoint:
+    """Working point for a fixed threshold (events with ``score >= threshold`` pass)."""
+    score, label, weight = _prepare(score, label, weight)
+    sig, bkg = label == 1, label == 0
+    return _point(threshold, weight[sig], score[sig] >= threshold, weight[bkg], score[bkg] >= threshold, cl)
+
+
+def rejection_at_efficiency(score, label, weight=None, efficiency: float = 0.9, cl: float = 0.68) -> RejectionPoint:
+    """Proton rejection at a target electron efficiency (the team contract, docs/architecture.md).
+
+    The threshold is the largest one keeping at least ``efficiency`` of the electrons (ties can push the actual
+    efficiency, reported in the result, slightly above the target)."""
+    thr = threshold_for_efficiency(score, label, weight, efficiency)
+    return rejection_at_threshold(score, label, weight, thr, cl)
+
+
+# ------------------------------------------------------------------------------------------------ curves
+@dataclass
+class RejectionCurve:
+    """Rejection versus efficiency: one :class:`RejectionPoint` per target efficiency, plus array views."""
+
+    points: list[RejectionPoint]
+    name: str = ""
+
+    def _arr(self, attr):
+        return np.array([getattr(p, attr) for p in self.points], dtype=float)
+
+    @property
+    def efficiency(self):
+        return self._arr("efficiency")
+
+    @property
+    def rejection(self):
+        return self._arr("rejection")
+
+    @property
+    def rejection_lo(self):
+        return self._arr("rejection_lo")
+
+    @property
+    def rejection_hi(self):
+        return self._arr("rejection_hi")
+
+    @property
+    def threshold(self):
+        return self._arr("threshold")
+
+    @property
+    def is_lower_limit(self):
+        return np.array([p.is_lower_limit for p in self.points], dtype=bool)
+
+
+def default_efficiencies(n: int = 60, lo: float = 0.5, hi: float = 0.995) -> np.ndarray:
+    return np.linspace(lo, hi, n)
+
+
+def rejection_curve(score, label, weight=None, efficiencies=None, cl: float = 0.68, name: str = "") -> RejectionCurve:
+    """Rejection at each target electron efficiency (default 0.5 to 0.995), computed from one sort."""
+    eng = WorkingPointEngine(score, label, weight, name=name or "scores")
+    effs = default_efficiencies() if efficiencies is None else np.asarray(efficiencies, float)
+    return RejectionCurve([eng.at_efficiency(e, cl=cl) for e in effs], name=name)
+
+
+@dataclass
+class EnergyCurve:
+    """Rejection versus energy at a fixed electron efficiency, one point per energy bin."""
+
+    edges: np.ndarray
+    points: list[RejectionPoint | None]
+    mode: str
+    efficiency: float
+    name: str = ""
+    global_threshold: float | None = None
+
+    @property
+    def centers(self) -> np.ndarray:
+        return np.sqrt(self.edges[:-1] * self.edges[1:]) if self.edges[0] > 0 else 0.5 * (self.edges[:-1] +
+                                                                                          self.edges[1:])
+
+    def column(self, attr: str) -> np.ndarray:
+        return np.array([getattr(p, attr) if p is not None else np.nan for p in self.points], dtype=float)
+
+
+def rejection_vs_energy(score, label, energy, weight=None, edges=None, efficiency: float = 0.9, mode: str = "per_bin",
+                        cl: float = 0.68, name: str = "", n_bins: int = 5) -> EnergyCurve:
+    """Rejection per energy bin at a fixed electron efficiency (seed 000, Figure 10).
+
+    ``mode="global"``: one threshold for the whole sample (the efficiency then varies per bin and is reported);
+    ``mode="per_bin"``: a threshold tuned in each bin to reach ``efficiency`` there. Bins without electrons or
+    protons give ``None``. Default edges: ``n_bins`` log-spaced bins over the energy range of the events."""
+    if mode not in ("global", "per_bin"):
+        raise ConfigError(f"mode='{mode}' must be 'global' or 'per_bin'")
+    _check_eff(efficiency)
+    score, label, weight, energy = _prepare(score, label, weight, energy, name=name or "scores")
+    edges = _edges(energy, edges, n_bins)
+    gthr = None
+    if mode == "global":
+        sig = label == 1
+        gthr = _threshold_from_sorted(score[sig], weight[sig], efficiency)
+    points = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (energy >= lo) & (energy < hi)
+        if not ((label[m] == 1).any() and (label[m] == 0).any()):
+            points.append(None)
+            continue
+        if mode == "global":
+            points.append(rejection_at_threshold(score[m], label[m], weight[m], gthr, cl))
+        else:
+            points.append(rejection_at_efficiency(score[m], label[m], weight[m], efficiency, cl))
+    return EnergyCurve(edges=edges, points=points, mode=mode, efficiency=efficiency, name=name,
+                       global_threshold=gthr)
+
+
+def _edges(energy: np.ndarray, edges, n_bins: int) -> np.ndarray:
+    if edges is not None:
+        edges = np.asarray(edges, float)
+        if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+            raise ConfigError(f"energy edges {edges!r} must be an increasing list of at least 2 values (GeV)")
+        return edges
+    if energy.size == 0:
+        raise EmptySelectionError("no events with a known label: cannot bin in energy")
+    lo, hi = float(energy.min()), float(energy.max())
+    hi = np.nextafter(hi, np.inf)
+    if lo > 0:
+        return np.geomspace(lo, hi, n_bins + 1)
+    return np.linspace(lo, hi, n_bins + 1)
+
+
+# ------------------------------------------------------------------------------------------------ comparison
+def roc_auc(score, label, weight=None) -> float:
+    """Area under the ROC curve (``sklearn.metrics.roc_auc_score``), unknown labels excluded."""
+    from sklearn.metrics import roc_auc_score
+
+    score, label, weight = _prepare(score, label, weight)
+    if len(np.unique(label)) < 2:
+        raise EmptySelectionError("roc_auc: needs both electrons (1) and protons (0) in the selection")
+    return float(roc_auc_score(label, score, sample_weight=weight))
+
+
+def roc_curve(score, label, weight=None):
+    """(proton efficiency, electron efficiency, thresholds) from ``sklearn.metrics.roc_curve``."""
+    from sklearn.metrics import roc_curve as _roc
+
+    score, label, weight = _prepare(score, label, weight)
+    return _roc(label, score, sample_weight=weight)
+
+
+def comparison_table(scores: dict[str, dict[str, np.ndarray]], efficiencies=TABLE_EFFICIENCIES, cl: float = 0.68,
+                     use_weights: bool = True) -> list[dict]:
+    """One row per model: rejection (with interval) and misidentified protons at each efficiency, AUC.
+
+    ``scores``: {model: score-file arrays (``amsnb.scores.read_scores``)}."""
+    rows = []
+    for model, arr in scores.items():
+        w = arr.get("weight") if use_weights else None
+        eng = WorkingPointEngine(arr["score"], arr["label"], w, name=model)
+        row = {"model": model, "auc": roc_auc(arr["score"], arr["label"], w), "n_sig": eng.n_sig, "n_bkg": eng.n_bkg}
+        for e in efficiencies:
+            p = eng.at_efficiency(e, cl=cl)
+            key = f"{round(100 * e)}"
+            row[f"rej{key}"] = p.rejection
+            row[f"rej{key}_lo"] = p.rejection_lo
+            row[f"rej{key}_hi"] = p.rejection_hi
+            row[f"rej{key}_is_limit"] = p.is_lower_limit
+            row[f"mis{key}"] = p.n_bkg_pass
+            row[f"eff{key}"] = p.efficiency
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict], efficiencies=TABLE_EFFICIENCIES) -> str:
+    """The comparison table as fixed-width text (pandas is not a dependency)."""
+    keys = [f"{round(100 * e)}" for e in efficiencies]
+    head = ["model", "AUC"] + [f"R@{k}% [interval]" for k in keys] + [f"mis@{k}%" for k in keys]
+    body = []
+    for r in rows:
+        rej = []
+        for k in keys:
+            if r[f"rej{k}_is_limit"]:
+                rej.append(f">{_fmt(r[f'rej{k}'])}")
+            else:
+                rej.append(f"{_fmt(r[f'rej{k}'])} [{_fmt(r[f'rej{k}_lo'])}, {_fmt(r[f'rej{k}_hi'])}]")
+        body.append([r["model"], f"{r['auc']:.5f}"] + rej + [str(r[f"mis{k}"]) for k in keys])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def key_figures(rows: list[dict], eval_set: str, efficiencies=TABLE_EFFICIENCIES) -> dict:
+    """Flat ``{"<model>_<set>_<figure>": value}`` of a comparison table (AUC, misidentified protons, rejection and
+    its limit flag), the form the regression references (tests/reference/NN.json) compare."""
+    out = {}
+    for r in rows:
+        pre = f"{r['model']}_{eval_set}"
+        out[f"{pre}_auc"], out[f"{pre}_n_sig"], out[f"{pre}_n_bkg"] = r["auc"], r["n_sig"], r["n_bkg"]
+        for e in efficiencies:
+            k = f"{round(100 * e)}"
+            out[f"{pre}_mis{k}"], out[f"{pre}_rej{k}"] = r[f"mis{k}"], r[f"rej{k}"]
+            out[f"{pre}_rej{k}_is_limit"] = r[f"rej{k}_is_limit"]
+    return out
+
+
+def table_html(rows: list[dict], efficiencies=TABLE_EFFICIENCIES) -> str:
+    """The comparison table as an HTML table (for ``IPython.display.HTML``)."""
+    text = format_table(rows, efficiencies).splitlines()
+    head = [c for c in text[0].split("  ") if c.strip()]
+    out = ["<table class='amsnb-comparison'><tr>" + "".join(f"<th>{h.strip()}</th>" for h in head) + "</tr>"]
+    keys = [f"{round(100 * e)}" for e in efficiencies]
+    for r in rows:
+        cells = [r["model"], f"{r['auc']:.5f}"]
+        for k in keys:
+            cells.append(f"&gt; {_fmt(r[f'rej{k}'])}" if r[f"rej{k}_is_limit"] else
+                         f"{_fmt(r[f'rej{k}'])} [{_fmt(r[f'rej{k}_lo'])}, {_fmt(r[f'rej{k}_hi'])}]")
+        cells += [str(r[f"mis{k}"]) for k in keys]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "\n".join(out + ["</table>"])
+
+
+def on_set(scores: dict, eval_set: str, models=None) -> dict[str, dict[str, np.ndarray]]:
+    """{model: arrays} of the models that have a score file for ``eval_set`` (from :func:`load_scores`)."""
+    out = {m: sets[eval_set] for m, sets in scores.items() if eval_set in sets and (models is None or m in models)}
+    if not out:
+        have = sorted({s for sets in scores.values() for s in sets})
+        raise EmptySelectionError(f"no model has scores for the set '{eval_set}'; sets with scores: {have}")
+    return out
+
+
+def rejection_curves(models: dict, efficiencies=None, cl: float = 0.68,
+                     use_weights: bool = False) -> dict[str, RejectionCurve]:
+    """{model: rejection vs efficiency} for {model: score arrays} on one set (common efficiency grid)."""
+    return {m: rejection_curve(a["score"], a["label"], a.get("weight") if use_weights else None, efficiencies, cl,
+                               name=m) for m, a in models.items()}
+
+
+def energy_edges(models: dict, n_bins: int = 5) -> np.ndarray:
+    """``n_bins`` log-spaced energy edges over the labelled events of all models' arrays (shared binning)."""
+    e = np.concatenate([np.asarray(a["energy"], float)[np.asarray(a["label"]) >= 0] for a in models.values()])
+    return _edges(e, None, n_bins)
+
+
+def rejection_vs_energy_models(models: dict, efficiency: float = 0.9, mode: str = "per_bin", edges=None,
+                               n_bins: int = 5, cl: float = 0.68, use_weights: bool = False) -> dict[str, EnergyCurve]:
+    """{model: rejection vs energy} on common energy bins (:func:`rejection_vs_energy` per model)."""
+    edges = energy_edges(models, n_bins) if edges is None or len(edges) == 0 else np.asarray(edges, float)
+    return {m: rejection_vs_energy(a["score"], a["label"], a["energy"], a.get("weight") if use_weights else None,
+                                   edges=edges, efficiency=efficiency, mode=mode, cl=cl, name=m)
+            for m, a in models.items()}
+
+
+def energy_table(curves: dict[str, EnergyCurve]) -> list[dict]:
+    """Rows (model, bin, rejection, interval, limit flag, efficiency, threshold, protons passing) for metrics.json."""
+    rows = []
+    for m, c in curves.items():
+        for (lo, hi), p in zip(zip(c.edges[:-1], c.edges[1:]), c.points):
+            if p is not None:
+                rows.append({"model": m, "mode": c.mode, "e_lo": float(lo), "e_hi": float(hi),
+                             "rejection": p.rejection, "rejection_lo": p.rejection_lo,
+                             "rejection_hi": p.rejection_hi, "is_lower_limit": p.is_lower_limit,
+                             "efficiency": p.efficiency, "threshold": p.threshold, "n_bkg_pass": p.n_bkg_pass,
+                             "n_bkg": p.n_bkg})
+    return rows
+
+
+def load_scores(workdir, models=None, sets=None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """{model: {set: arrays}} of every score file in a workdir (``amsnb.scores.available``), optionally only
+    the given models / sets."""
+    from . import scores as _scores
+
+    found = _scores.available(workdir)
+    out: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for model, model_sets in found.items():
+        if models is not None and model not in models:
+            continue
+        for s in model_sets:
+            if sets is not None and s not in sets:
+                continue
+            out.setdefault(model, {})[s] = _scores.read_scores(_scores.score_path(workdir, model, s))
+    if not out:
+        raise InputFileError(f"{workdir}: no score files{' for ' + str(models) if models else ''} under scores/; "
+                             "run notebooks 03/04 (or amsnb.baselines.ensure_baseline_scores) first")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ fast engine
+class WorkingPointEngine:
+    """Threshold / target-efficiency queries on one score sample in O(B log n) (B energy bins).
+
+    Scores of each class are sorted once per energy bin with cumulative weight sums; a query for a threshold is a
+    ``searchsorted`` per bin; a target efficiency is found by bisection over the sorted electron scores (about
+    log2(n) threshold queries). Energy ranges snap to the bin ``edges`` (an event with edges[i] <= E < edges[i+1]
+    belongs to bin i; a range snaps outward to the bins it touches, see :meth:`snap`). Results equal
+    :func:`rejection_at_threshold` / :func:`rejection_at_efficiency` on the events of the selected bins."""
+
+    def __init__(self, score, label, weight=None, energy=None, edges=None, name: str = "scores"):
+        score, label, weight, *rest = _prepare(score, label, weight, energy, name=name)
+        self.name = name
+        if energy is None:
+            energy = np.zeros_like(score)
+            self.edges = np.array([-np.inf, np.inf])
+        else:
+            energy = rest[0]
+            self.edges = np.asarray(edges, float) if edges is not None else _edges(energy, None, 20)
+        ibin = np.clip(np.searchsorted(self.edges, energy, side="right") - 1, -1, len(self.edges) - 1)
+        self.n_sig, self.n_bkg = int((label == 1).sum()), int((label == 0).sum())
+        self._bins = []  # per bin: {cls: (sorted scores, suffix count, suffix w, suffix w2)}
+        for b in range(len(self.edges) - 1):
+            m = ibin == b
+            self._bins.append({c: _Sorted(score[m & (label == c)], weight[m & (label == c)]) for c in (0, 1)})
+        sig = label == 1
+        self._all_sig = np.sort(score[sig])
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.edges) - 1
+
+    def _bin_range(self, energy_range) -> range:
+        if energy_range is None:
+            return range(self.n_bins)
+        lo, hi = energy_range
+        i0 = int(np.clip(np.searchsorted(self.edges, lo, side="right") - 1, 0, self.n_bins))
+        i1 = int(np.clip(np.searchsorted(self.edges, hi, side="left"), 0, self.n_bins))
+        return range(i0, max(i1, i0))
+
+    def snap(self, energy_range) -> tuple[float, float]:
+        """The energy range actually used for ``energy_range`` (outward to bin edges)."""
+        bins = self._bin_range(energy_range)
+        if len(bins) == 0:
+            return (float("nan"), float("nan"))
+        return float(self.edges[bins[0]]), float(self.edges[bins[-1] + 1])
+
+    def _sums(self, threshold, bins, cls):
+        n = w = w2 = 0.0
+        for b in bins:
+            dn, dw, dw2 = self._bins[b][cls].above(threshold)
+            n, w, w2 = n + dn, w + dw, w2 + dw2
+        return n, w, w2
+
+    def at_threshold(self, threshold: float, energy_range=None, cl: float = 0.68) -> RejectionPoint:
+        bins = self._bin_range(energy_range)
+        ns, ws, ws2 = self._sums(-np.inf, bins, 1)
+        nsp, wsp, _ = self._sums(threshold, bins, 1)
+        nb, wb, wb2 = self._sums(-np.inf, bins, 0)
+        nbp, wbp, _ = self._sums(threshold, bins, 0)
+        return point_from_sums(threshold, int(ns), int(nsp), ws, ws2, wsp, int(nb), int(nbp), wb, wb2, wbp, cl)
+
+    def threshold_for(self, efficiency: float, energy_range=None) -> float:
+        """Largest threshold with electron efficiency >= ``efficiency`` in the energy range."""
+        _check_eff(efficiency)
+        bins = self._bin_range(energy_range)
+        _, ws, _ = self._sums(-np.inf, bins, 1)
+        if ws <= 0:
+            raise EmptySelectionError(f"{self.name}: no electrons in the energy range {energy_range}; widen it")
+        target = efficiency * ws * (1 - 1e-12)
+        s = self._all_sig
+        lo, hi = 0, len(s) - 1  # invariant: eff(s[lo]) >= target (s[0] passes everything)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._sums(s[mid], bins, 1)[1] >= target:
+                lo = mid
+            else:
+                hi = mid - 1
+        return float(s[lo])
+
+    def at_efficiency(self, efficiency: float, energy_range=None, cl: float = 0.68) -> RejectionPoint:
+        return self.at_threshold(self.threshold_for(efficiency, energy_range), energy_range, cl)
+
+    def curve(self, efficiencies=None, energy_range=None, cl: float = 0.68) -> RejectionCurve:
+        effs = default_efficiencies() if efficiencies is None else efficiencies
+        return RejectionCurve([self.at_efficiency(e, energy_range, cl) for e in effs], name=self.name)
+
+    def scores_in(self, cls: int, energy_range=None) -> np.ndarray:
+        """Scores of one class (1 electrons, 0 protons) in the energy range (for histograms)."""
+        bins = self._bin_range(energy_range)
+        parts = [self._bins[b][cls].score for b in bins]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def weights_in(self, cls: int, energy_range=None) -> np.ndarray:
+        bins = self._bin_range(energy_range)
+        parts = [self._bins[b][cls].weight for b in bins]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+
+class _Sorted:
+    """Ascending scores with suffix sums, so counts/weights above a threshold are one searchsorted."""
+
+    __slots__ = ("score", "weight", "_cn", "_cw", "_cw2")
+
+    def __init__(self, score, weight):
+        order = np.argsort(score, kind="stable")
+        self.score, self.weight = score[order], weight[order]
+        z = np.zeros(1)
+        self._cw = np.concatenate([z, np.cumsum(self.weight[::-1])])[::-1]  # _cw[i] = sum of weight[i:]
+        self._cw2 = np.concatenate([z, np.cumsum(self.weight[::-1] ** 2)])[::-1]
+        self._cn = len(score)
+
+    def above(self, threshold) -> tuple[int, float, float]:
+        i = int(np.searchsorted(self.score, threshold, side="left"))
+        return self._cn - i, float(self._cw[i]), float(self._cw2[i])
+
+
+# ------------------------------------------------------------------------------------------------ working point
+@dataclass
+class WorkingPoint:
+    """A saved working point: enough to apply the cut downstream and to know where it came from."""
+
+    model: str
+    eval_set: str
+    threshold: float
+    energy_range: tuple[float, float]
+    efficiency: float
+    rejection: float
+    rejection_lo: float
+    rejection_hi: float
+    is_lower_limit: bool
+    n_bkg_pass: int
+    n_sig_lost: int
+    cl: float
+    date: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+    amsnb_version: str = ""
+
+
+_WP_KEYS = ("model", "eval_set", "threshold", "energy_range", "efficiency", "rejection", "rejection_lo",
+            "rejection_hi", "is_lower_limit", "n_bkg_pass", "n_sig_lost", "cl", "date", "amsnb_version")
+
+
+def save_working_point(path: str | os.PathLike, point: RejectionPoint, *, model: str, eval_set: str,
+                       energy_range=(0.0, math.inf)) -> Path:
+    """Write a working point JSON (read back with :func:`load_working_point`)."""
+    from . import __version__
+
+    wp = WorkingPoint(model=model, eval_set=eval_set, threshold=point.threshold,
+                      energy_range=(float(energy_range[0]), float(energy_range[1])), efficiency=point.efficiency,
+                      rejection=point.rejection, rejection_lo=point.rejection_lo, rejection_hi=point.rejection_hi,
+                      is_lower_limit=point.is_lower_limit, n_bkg_pass=point.n_bkg_pass, n_sig_lost=point.n_sig_lost,
+                      cl=point.cl, amsnb_version=__version__)
+    d = asdict(wp)
+    d["energy_range"] = [_json_float(x) for x in d["energy_range"]]
+    d["rejection_hi"] = _json_float(d["rejection_hi"])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(d, indent=2))
+    return path
+
+
+def _json_float(x: float):
+    return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def load_working_point(path: str | os.PathLike) -> WorkingPoint:
+    """Read a working point JSON written by :func:`save_working_point` (or the threshold tuner)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: working point file not found; save one with the threshold tuner first")
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc}); re-save the working point") from None
+    missing = [k for k in _WP_KEYS if k not in d]
+    if missing:
+        raise ConfigError(f"{path}: working point lacks {', '.join(missing)}; re-save it with amsnb")
+    d = {k: d[k] for k in _WP_KEYS}
+    d["energy_range"] = tuple(float(x) for x in d["energy_range"])
+    d["rejection_hi"] = float(d["rejection_hi"])
+    return WorkingPoint(**d)

@@ -1,0 +1,469 @@
+"""Threshold tuner: choose a working point (score threshold or target electron efficiency, energy range, model,
+evaluation set) and read the electron efficiency, the proton rejection with its interval and the counts of
+misidentified protons and lost electrons live; save it as a working point JSON for downstream notebooks.
+
+The logic is the pure function :func:`readout` over a :class:`amsnb.metrics.WorkingPointEngine` (sorted scores
+with cumulative sums, O(log n) per query; ``benchmarks/bench_widgets.py`` times it); :class:`ThresholdTuner` only
+wires ipywidgets to it. The figure is built once and its artists mutated: with ipympl (``%matplotlib widget``) the
+canvas is itself a widget; otherwise (papermill, the Voila app) the Agg buffer is sent as a PNG to an ``Image``
+widget. Either way a slider move only blits the working-point marks over a cached background: a full draw of the
+figure costs ~75 ms, more than the 50 ms budget.
+
+Stable hooks for browser tests: CSS classes ``amsnb-readout`` (text of :func:`readout_text`),
+``amsnb-eff-slider``, ``amsnb-thr-slider``, ``amsnb-save``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .. import metrics
+from ..errors import ConfigError, EmptySelectionError
+
+MODES = ("efficiency", "threshold")
+
+
+# ------------------------------------------------------------------------------------------------ pure logic
+def readout(engine: metrics.WorkingPointEngine, mode: str, value: float, energy_range=None,
+            cl: float = 0.68) -> metrics.RejectionPoint:
+    """The working point for a slider state: ``mode="threshold"`` (value = score threshold) or
+    ``mode="efficiency"`` (value = target electron efficiency)."""
+    if mode == "threshold":
+        return engine.at_threshold(value, energy_range, cl)
+    if mode == "efficiency":
+        return engine.at_efficiency(value, energy_range, cl)
+    raise ConfigError(f"mode='{mode}' must be one of {', '.join(MODES)}")
+
+
+def readout_text(p: metrics.RejectionPoint) -> str:
+    """One line shown in the widget (and parsed by the browser tests): fixed formats, full threshold precision."""
+    return (f"threshold = {p.threshold:.10g} | electron efficiency = {p.efficiency:.6f} "
+            f"[{p.efficiency_lo:.6f}, {p.efficiency_hi:.6f}] | proton rejection = {p.rejection_text()} | "
+            f"misidentified protons = {p.n_bkg_pass} / {p.n_bkg} | lost electrons = {p.n_sig_lost} / {p.n_sig}")
+
+
+def demo_scores(seed: int = 7, n_proton: int = 20000, n_electron: int = 5000) -> dict[str, dict[str, dict]]:
+    """Synthetic score arrays for a standalone demonstration: ``{model: {set: arrays}}``.
+
+    A documented toy, not physics: reconstructed energies log-uniform in 200-2000 GeV; electron scores
+    ~ Beta(6, 2); proton scores ~ Beta(1, b) with b = 3 + 2 log10(E / 200 GeV) for "demo_bdt" (separation
+    improving with energy) and b + 1.5 for "demo_cnn" (rejections ~25 and ~80 at 90 % efficiency, enough
+    passing protons for visible changes per slider step); sets "mc_high_test" and "iss_test" differ by seed only.
+    Unit weights. Deterministic for a given ``seed`` (the browser tests recompute it)."""
+    out: dict[str, dict[str, dict]] = {}
+    for k, eval_set in enumerate(("mc_high_test", "iss_test")):
+        rng = np.random.default_rng(seed + 100 * k)
+        n = n_proton + n_electron
+        label = np.r_[np.zeros(n_proton, np.int8), np.ones(n_electron, np.int8)]
+        energy = (200.0 * 10 ** rng.uniform(0, 1, n)).astype(np.float32)
+        b = 3.0 + 2.0 * np.log10(energy / 200.0)
+        u_e = rng.beta(6.0, 2.0, n)
+        for model, extra in (("demo_bdt", 0.0), ("demo_cnn", 1.5)):
+            u_p = rng.beta(1.0, b + extra)
+            score = np.where(label == 1, u_e, u_p).astype(np.float32)
+            out.setdefault(model, {})[eval_set] = {
+                "run": np.full(n, seed, np.int32), "event": np.arange(n, dtype=np.int64), "label": label,
+                "energy": energy, "weight": np.ones(n, np.float32), "score": score}
+    return out
+
+
+def write_demo_workdir(workdir, seed: int = 7, **kw) -> Path:
+    """Write :func:`demo_scores` as score files into ``workdir`` (amsnb.scores format); returns the workdir path."""
+    from .. import scores as _scores
+    from ..workdir import Workdir
+
+    wd = Workdir(workdir)
+    for model, sets in demo_scores(seed, **kw).items():
+        for eval_set, arr in sets.items():
+            _scores.write_scores(_scores.score_path(wd, model, eval_set), **arr)
+    return wd.path
+
+
+def _as_float32(arr: dict) -> dict:
+    """Score files store float32; the tuner computes on exactly what the files hold."""
+    return {k: (np.asarray(v, np.float32) if k in ("score", "energy", "weight") else np.asarray(v))
+            for k, v in arr.items()}
+
+
+# ------------------------------------------------------------------------------------------------ widget
+class ThresholdTuner:
+    """Interactive working-point chooser over ``{model: {set: score arrays}}`` (see module docstring)."""
+
+    def __init__(self, scores: dict, energy_edges=None, cl: float = 0.68, save_dir=None, model=None,
+                 eval_set=None, efficiency: float = 0.9, n_curve: int = 40, interactive: bool | None = None,
+                 blit: bool | None = None, use_weights: bool = True):
+        if not scores or not any(scores.values()):
+            raise EmptySelectionError("ThresholdTuner: no score arrays given; pass {model: {set: arrays}} or use "
+                                      "ThresholdTuner.from_workdir(workdir) after notebooks 03/04")
+        # only sets with both classes labelled (an unlabelled flight set such as iss_target has no rejection)
+        usable = {m: {s: _as_float32(a) for s, a in sets.items() if _labelled(a)} for m, sets in scores.items()}
+        self.scores = {m: sets for m, sets in usable.items() if sets}
+        if not self.scores:
+            raise EmptySelectionError("ThresholdTuner: no score set has both electrons (label 1) and protons "
+                                      "(label 0); the tuner needs labelled sets such as mc_test or iss_test")
+        self.cl = cl
+        self.use_weights = use_weights  # False: event counts (seed 000); True: the files' weights
+        self.save_dir = Path(save_dir) if save_dir is not None else Path.cwd()
+        self._edges_given = None if energy_edges is None else np.asarray(energy_edges, float)
+        self._engines: dict[tuple[str, str], metrics.WorkingPointEngine] = {}
+        self._curve_cache: dict = {}
+        self.n_curve = n_curve
+        self.model = model if model in self.scores else next(iter(self.scores))
+        sets = self.scores[self.model]
+        self.eval_set = eval_set if eval_set in sets else next(iter(sets))
+        self.last_saved: Path | None = None
+        self._muted = False
+        self._interactive = _ipympl_active() if interactive is None else interactive
+        self._blit_requested = blit
+        self._bg = None
+        self._build(efficiency)
+
+    @classmethod
+    def from_workdir(cls, workdir, models=None, sets=None, **kw) -> ThresholdTuner:
+        """Tuner over every score file of a workdir (``amsnb.scores.available``); saves into ``05_evaluation/``."""
+        from ..workdir import Workdir
+
+        wd = Workdir(workdir)
+        kw.setdefault("save_dir", wd.notebook("05"))
+        return cls(metrics.load_scores(wd, models, sets), **kw)
+
+    @classmethod
+    def from_files(cls, score_files, **kw) -> ThresholdTuner:
+        """Tuner over score files (a list, or one comma-separated string); the model is the file's folder name
+        and the set its stem, as in ``scores/<model>/<set>.root``. Saves beside the first file."""
+        from .. import scores as _scores
+
+        if isinstance(score_files, str):
+            score_files = [f.strip() for f in score_files.split(",") if f.strip()]
+        files = [Path(f) for f in score_files]
+        if not files:
+            raise ConfigError("score_files is empty: give score files (scores/<model>/<set>.root) or a workdir")
+        data: dict[str, dict] = {}
+        for f in files:
+            data.setdefault(f.parent.name, {})[f.stem] = _scores.read_scores(f)
+        kw.setdefault("save_dir", files[0].parent)
+        return cls(data, **kw)
+
+    # -------------------------------------------------------------- state
+    def engine(self, model=None, eval_set=None) -> metrics.WorkingPointEngine:
+        key = (model or self.model, eval_set or self.eval_set)
+        if key not in self._engines:
+            a = self.scores[key[0]][key[1]]
+            edges = self._edges_given if self._edges_given is not None else _nice_edges(a["energy"], a["label"])
+            w = a.get("weight") if self.use_weights else None
+            self._engines[key] = metrics.WorkingPointEngine(a["score"], a["label"], w, a["energy"],
+                                                            edges=edges, name=f"{key[0]}/{key[1]}")
+        return self._engines[key]
+
+    @property
+    def mode(self) -> str:
+        return self.w_mode.value
+
+    @property
+    def energy_range(self) -> tuple[float, float]:
+        return tuple(float(x) for x in self.w_energy.value)
+
+    @property
+    def point(self) -> metrics.RejectionPoint:
+        value = self.w_eff.value if self.mode == "efficiency" else self.w_thr.value
+        return readout(self.engine(), self.mode, value, self.energy_range, self.cl)
+
+    # -------------------------------------------------------------- widgets
+    def _build(self, efficiency: float) -> None:
+        import ipywidgets as W
+
+        eng = self.engine()
+        style = {"description_width": "130px"}
+
+        def lay():  # one Layout per widget: a shared Layout would hide all sliders together
+            return W.Layout(width="520px")
+
+        self.w_model = W.Dropdown(options=list(self.scores), value=self.model, description="Model", style=style)
+        self.w_set = W.Dropdown(options=list(self.scores[self.model]), value=self.eval_set,
+                                description="Evaluation set", style=style)
+        self.w_mode = W.ToggleButtons(options=[("target efficiency", "efficiency"), ("threshold", "threshold")],
+                                      value="efficiency", description="Slider sets", style=style)
+        self.w_eff = W.FloatSlider(value=efficiency, min=0.5, max=0.999, step=0.001, readout_format=".3f",
+                                   description="e efficiency", continuous_update=True, style=style, layout=lay())
+        smin, smax = self._score_range()
+        self.w_thr = W.FloatSlider(value=eng.threshold_for(efficiency), min=smin, max=smax,
+                                   step=_nice_step(smax - smin), readout_format=".4f", description="Threshold",
+                                   continuous_update=True, style=style, layout=lay())
+        self.w_energy = W.SelectionRangeSlider(options=self._energy_options(), description="Energy [GeV]",
+                                               style=style, layout=lay())
+        self.w_energy.index = (0, len(self.w_energy.options) - 1)
+        self.w_readout = W.HTML()
+        self.w_save = W.Button(description="Save working point", icon="save")
+        self.w_status = W.HTML()
+        for w, cls in ((self.w_readout, "amsnb-readout"), (self.w_eff, "amsnb-eff-slider"),
+                       (self.w_thr, "amsnb-thr-slider"), (self.w_save, "amsnb-save")):
+            w.add_class(cls)
+        self.w_thr.layout.display = "none"
+        self._build_figure()
+        self.widget = W.VBox([W.HBox([self.w_model, self.w_set]), self.w_mode, self.w_eff, self.w_thr,
+                              self.w_energy, self.w_readout, self._canvas_widget, W.HBox([self.w_save,
+                                                                                          self.w_status])])
+        self.w_model.observe(self._on_model, "value")
+        self.w_set.observe(self._on_set, "value")
+        self.w_mode.observe(self._on_mode, "value")
+        for w in (self.w_eff, self.w_thr, self.w_energy):
+            w.observe(lambda _c: self.update(), "value")
+        self.w_save.on_click(lambda _b: self.save())
+        self.update(curve=True)
+
+    def _score_range(self):
+        a = self.scores[self.model][self.eval_set]
+        lab = a["label"] >= 0
+        s = a["score"][lab]
+        return float(s.min()), float(s.max())
+
+    def _energy_options(self):
+        e = self.engine().edges
+        return [(f"{x:.0f}" if x >= 10 else f"{x:.3g}", float(x)) for x in e]
+
+    def _build_figure(self) -> None:
+        import ipywidgets as W
+        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        from ..plotting import use_style
+        from ..plotting.performance import score_histograms
+
+        use_style()
+        if self._interactive:  # pyplot gives the ipympl canvas
+            with plt.ioff():
+                self.fig = plt.figure(figsize=(14, 5.4))
+            self._interactive = isinstance(self.fig.canvas, W.DOMWidget)
+        else:  # a figure outside pyplot: the inline backend must not show it again at the end of the cell
+            self.fig = Figure(figsize=(14, 5.4))
+            FigureCanvasAgg(self.fig)
+        self.ax_curve, self.ax_hist = self.fig.subplots(1, 2)
+        self.fig.subplots_adjust(wspace=0.32, bottom=0.16)
+        (self.curve_line,) = self.ax_curve.plot([], [], color="#3f90da", lw=1.8)
+        (self.curve_limits,) = self.ax_curve.plot([], [], color="#3f90da", lw=1.2, ls=":", marker="^", ms=5,
+                                                  label="lower limit (no proton passes)")
+        self.curve_band = None
+        (self.wp_marker,) = self.ax_curve.plot([], [], "o", color="#bd1f01", ms=9, zorder=5)
+        (self.limit_marker,) = self.ax_curve.plot([], [], "^", color="#bd1f01", ms=10, zorder=5, mfc="none")
+        self.ax_curve.set_yscale("log")
+        self.ax_curve.set_xlabel("Electron efficiency")
+        self.ax_curve.set_ylabel("Proton rejection")
+        self.ax_curve.set_xlim(0.5, 1.0)
+        self._score_histograms = score_histograms
+        self.thr_line = None
+        # blitting (restore the cached background, draw the moving marks): a full draw of this figure takes
+        # ~75 ms, the marks alone a few ms. Static mode blits on the Agg canvas and ships the buffer as a PNG.
+        self._blit = (True if self._blit_requested is None else self._blit_requested) and hasattr(
+            self.fig.canvas, "copy_from_bbox")
+        if self._blit:
+            for a in (self.wp_marker, self.limit_marker):
+                a.set_animated(True)
+            self.fig.canvas.mpl_connect("draw_event", self._on_draw)
+        if self._interactive:
+            self.fig.canvas.header_visible = False
+            self._canvas_widget = self.fig.canvas
+        else:
+            self._canvas_widget = W.Image(format="png", layout=W.Layout(width="100%", max_width="1400px"))
+
+    # -------------------------------------------------------------- callbacks
+    def _on_model(self, change) -> None:
+        self.model = change["new"]
+        sets = list(self.scores[self.model])
+        keep = self.eval_set if self.eval_set in sets else sets[0]
+        self.w_set.unobserve(self._on_set, "value")
+        self.w_set.options = sets
+        self.w_set.value = keep
+        self.w_set.observe(self._on_set, "value")
+        self.eval_set = keep
+        self._reset_ranges()
+
+    def _on_set(self, change) -> None:
+        self.eval_set = change["new"]
+        self._reset_ranges()
+
+    def _reset_ranges(self) -> None:
+        self._muted = True  # no readout for the intermediate states of the sliders
+        try:
+            self.w_energy.options = self._energy_options()
+            self.w_energy.index = (0, len(self.w_energy.options) - 1)
+            smin, smax = self._score_range()
+            self.w_thr.min, self.w_thr.max = min(smin, self.w_thr.min), max(smax, self.w_thr.max)
+            self.w_thr.min, self.w_thr.max = smin, smax
+        finally:
+            self._muted = False
+        self.update(curve=True)
+
+    def _on_mode(self, change) -> None:
+        # carry the current working point over to the other slider
+        old_value = self.w_eff.value if change["old"] == "efficiency" else self.w_thr.value
+        old = readout(self.engine(), change["old"], old_value, self.energy_range, self.cl)
+        if change["new"] == "threshold":
+            self.w_thr.value = min(max(old.threshold, self.w_thr.min), self.w_thr.max)
+            self.w_thr.layout.display, self.w_eff.layout.display = None, "none"
+        else:
+            self.w_eff.value = min(max(round(old.efficiency, 3), self.w_eff.min), self.w_eff.max)
+            self.w_eff.layout.display, self.w_thr.layout.display = None, "none"
+        self.update()
+
+    def update(self, curve: bool | None = None) -> metrics.RejectionPoint | None:
+        """Recompute the readout and move the artists; the curve is recomputed only when the selection changed."""
+        if self._muted:
+            return None
+        key = (self.model, self.eval_set, self.energy_range)
+        try:
+            p = self.point
+        except EmptySelectionError as exc:
+            self.w_readout.value = f"<span style='color:#bd1f01'>{exc}</span>"
+            return None
+        self.current = p
+        self.w_readout.value = f"<div class='amsnb-readout-text'><b>{self.model} / {self.eval_set}</b>, " \
+                               f"E in [{self.energy_range[0]:.4g}, {self.energy_range[1]:.4g}] GeV<br>" \
+                               f"{readout_text(p)}</div>"
+        if curve or key != getattr(self, "_curve_key", None):
+            self._update_curve(key)
+        self._update_marks(p)
+        self._show()
+        return p
+
+    def _update_curve(self, key) -> None:
+        eng = self.engine()
+        effs = np.linspace(0.5, 0.999, self.n_curve)
+        c = eng.curve(effs, self.energy_range, self.cl)
+        self._curve_key = key
+        rej = np.where(c.is_lower_limit, np.nan, c.rejection)
+        self.curve_line.set_data(c.efficiency, rej)
+        self.curve_limits.set_data(c.efficiency[c.is_lower_limit], c.rejection[c.is_lower_limit])
+        self.curve_line.set_label(f"{self.model} / {self.eval_set}")
+        if self.curve_band is not None:
+            self.curve_band.remove()
+        self.curve_band = self.ax_curve.fill_between(c.efficiency, np.where(np.isnan(rej), np.nan, c.rejection_lo),
+                                                     np.where(np.isnan(rej), np.nan, c.rejection_hi),
+                                                     color="#3f90da", alpha=0.25, lw=0)
+        finite = c.rejection[np.isfinite(c.rejection)]
+        self.ax_curve.set_ylim(max(0.8, 0.7 * finite.min()), 2.0 * finite.max())
+        self.ax_curve.set_title(f"{self.model} / {self.eval_set}", fontsize="medium")
+        # histograms: redrawn only with the selection (not per threshold)
+        self.ax_hist.clear()
+        er = self.energy_range
+        _, self.thr_line = self._score_histograms(eng.scores_in(1, er), eng.scores_in(0, er), eng.weights_in(1, er),
+                                                  eng.weights_in(0, er), ax=self.ax_hist)
+        self.thr_line.set_animated(self._blit)
+        self._bg = None  # the background changed: the next mark update does a full draw
+
+    def _update_marks(self, p: metrics.RejectionPoint) -> None:
+        if p.is_lower_limit:
+            self.wp_marker.set_data([], [])
+            self.limit_marker.set_data([p.efficiency], [p.rejection])
+        else:
+            self.wp_marker.set_data([p.efficiency], [p.rejection])
+            self.limit_marker.set_data([], [])
+        if self.thr_line is not None:
+            self.thr_line.set_xdata([p.threshold, p.threshold])
+        canvas = self.fig.canvas
+        if not self._blit:
+            if self._interactive:
+                canvas.draw_idle()  # static mode: _show draws
+        elif self._bg is None:
+            canvas.draw()  # full draw; _on_draw caches the background and draws the marks
+        else:
+            canvas.restore_region(self._bg)
+            self._draw_marks()
+            canvas.blit(self.fig.bbox)
+
+    def _animated(self):
+        return [a for a in (self.wp_marker, self.limit_marker, self.thr_line) if a is not None]
+
+    def _draw_marks(self) -> None:
+        for a in self._animated():
+            a.axes.draw_artist(a)
+
+    def _on_draw(self, _event) -> None:
+        """After any full draw (resize, selection change): cache the background without the marks, add them."""
+        canvas = self.fig.canvas
+        self._bg = canvas.copy_from_bbox(self.fig.bbox)
+        self._draw_marks()
+
+    @contextlib.contextmanager
+    def static(self):
+        """``with tuner.static() as fig:`` the figure with the marks drawn as normal artists, for ``savefig`` /
+        ``wd.save_figure`` / ``display`` (which skip animated artists); blitting resumes afterwards."""
+        for a in self._animated():
+            a.set_animated(False)
+        try:
+            yield self.fig
+        finally:
+            for a in self._animated():
+                a.set_animated(self._blit)
+            self._bg = None  # a savefig may have drawn at another dpi: redraw and re-cache on the next update
+            if getattr(self, "current", None) is not None:
+                self._update_marks(self.current)
+                self._show()
+
+    def _show(self) -> None:
+        """Static mode: the Agg buffer (already blitted or drawn) as a fast PNG into the Image widget."""
+        if self._interactive:
+            return
+        import io
+
+        from PIL import Image
+
+        canvas = self.fig.canvas
+        if not self._blit:
+            canvas.draw()
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buf, format="png", compress_level=1)
+        self._canvas_widget.value = buf.getvalue()
+
+    # -------------------------------------------------------------- output
+    def save(self, path=None) -> Path:
+        """Write the current working point JSON (``working_point_<model>_<set>.json`` in ``save_dir``)."""
+        p = self.point
+        path = Path(path) if path is not None else self.save_dir / f"working_point_{self.model}_{self.eval_set}.json"
+        lo, hi = self.energy_range
+        out = metrics.save_working_point(path, p, model=self.model, eval_set=self.eval_set, energy_range=(lo, hi))
+        self.last_saved = out
+        self.w_status.value = f"saved <code>{out}</code>"
+        return out
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def _labelled(a: dict) -> bool:
+    lab = np.asarray(a["label"])
+    return bool((lab == 1).any() and (lab == 0).any())
+
+
+def _ipympl_active() -> bool:
+    import matplotlib
+
+    return "ipympl" in matplotlib.get_backend() or "widget" in matplotlib.get_backend().lower()
+
+
+def _nice_edges(energy, label, n_max: int = 12) -> np.ndarray:
+    """Log-spaced energy edges over the labelled events, rounded to 2 significant digits, at most ``n_max``
+    bins and on average >= 200 events per bin so each bin has a usable rejection."""
+    e = np.asarray(energy, float)[np.asarray(label) >= 0]
+    if e.size == 0:
+        raise EmptySelectionError("ThresholdTuner: no labelled events (label 0 or 1) in the score file")
+    lo, hi = float(e.min()), float(e.max())
+    n = int(max(1, min(n_max, e.size // 200)))
+    if lo <= 0 or hi <= lo:
+        return np.array([lo, np.nextafter(hi, np.inf)]) if hi > lo else np.array([lo, lo + 1.0])
+    edges = np.geomspace(lo, hi, n + 1)
+    mid = np.array([float(f"{x:.2g}") for x in edges[1:-1]])
+    edges = np.unique(np.r_[lo, mid[(mid > lo) & (mid < hi)], np.nextafter(hi, np.inf)])
+    return edges
+
+
+def _nice_step(span: float) -> float:
+    if not span > 0 or not math.isfinite(span):
+        return 0.001
+    return float(10 ** math.floor(math.log10(span / 1000)))

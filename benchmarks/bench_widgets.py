@@ -1,0 +1,95 @@
+"""Threshold tuner responsiveness: the working-point engine (``amsnb.metrics.WorkingPointEngine``) and one full
+slider update of ``amsnb.widgets.threshold_tuner.ThresholdTuner`` (readout + artists + blit + PNG for the widget).
+
+Target (issue 6): with 1e6 events, readout + plot update <= 50 ms. Sample: :func:`demo_scores` (Beta toy scores,
+20 % electrons), energies log-uniform 200-2000 GeV, 12 energy bins. Each figure is the median of repeated queries
+at random slider positions.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+
+def _median_ms(fn, args_list) -> float:
+    times = []
+    for a in args_list:
+        t = time.perf_counter()
+        fn(a)
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def run(quick: bool = False) -> list[dict]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from amsnb.metrics import WorkingPointEngine
+    from amsnb.widgets.threshold_tuner import ThresholdTuner, demo_scores
+
+    n = 200_000 if quick else 1_000_000
+    reps = 15 if quick else 40
+    scores = demo_scores(seed=3, n_proton=int(0.8 * n), n_electron=int(0.2 * n))
+    arr = scores["demo_bdt"]["mc_high_test"]
+    rng = np.random.default_rng(0)
+    note = f"{n:.0e} events, median of {reps}"
+    out = []
+
+    t = time.perf_counter()
+    eng = WorkingPointEngine(arr["score"], arr["label"], arr["weight"], arr["energy"],
+                             edges=np.geomspace(200, 2000.0001, 13))
+    out.append(dict(name="engine build (sort + cumulative sums)", value=1e3 * (time.perf_counter() - t), unit="ms",
+                    note=f"{n:.0e} events, once per model/set"))
+    ranges = [None, (300.0, 1200.0)]
+    thr = rng.uniform(0.2, 0.9, reps)
+    effs = rng.uniform(0.6, 0.99, reps)
+    for er in ranges:
+        tag = "full range" if er is None else "energy sub-range"
+        out.append(dict(name=f"readout at threshold ({tag})", value=_median_ms(lambda x, er=er: eng.at_threshold(
+            x, er), thr), unit="ms", note=note))
+        out.append(dict(name=f"readout at target efficiency ({tag})", value=_median_ms(
+            lambda x, er=er: eng.at_efficiency(x, er), effs), unit="ms", note=note))
+
+    tuner = ThresholdTuner({"demo_bdt": {"mc_high_test": arr}}, interactive=False)
+    # the static path (papermill, the Voila app): blit the marks on the Agg canvas, send the buffer as a PNG to an
+    # ipywidgets.Image. With ipympl the same blit is done without the PNG step.
+
+    def slider_eff(x):
+        tuner.w_eff.value = round(float(x), 3)
+
+    out.append(dict(name="slider update: readout + blit + PNG to Image widget (efficiency)",
+                    value=_median_ms(slider_eff, effs), unit="ms", note=note + "; target <= 50 ms"))
+    tuner.w_mode.value = "threshold"
+
+    def slider_thr(x):
+        tuner.w_thr.value = float(x)
+
+    out.append(dict(name="slider update: readout + blit + PNG to Image widget (threshold)",
+                    value=_median_ms(slider_thr, thr), unit="ms", note=note + "; target <= 50 ms"))
+    full = ThresholdTuner({"demo_bdt": {"mc_high_test": arr}}, interactive=False, blit=False)
+    full.w_mode.value = "threshold"
+
+    def slider_full(x):
+        full.w_thr.value = float(x)
+
+    out.append(dict(name="same without blitting: readout + full draw + PNG",
+                    value=_median_ms(slider_full, thr[:10]), unit="ms", note=f"{n:.0e} events, median of 10; why "
+                    "the tuner blits"))
+
+    def energy(i):
+        tuner.w_energy.index = (int(i) % 4, 12 - int(i) % 5)
+
+    out.append(dict(name="energy-range change: curve + histograms recomputed + draw",
+                    value=_median_ms(energy, range(min(reps, 8))), unit="ms", note=f"{n:.0e} events, median of "
+                    f"{min(reps, 8)}; not per threshold move"))
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    for r in run(quick="--quick" in sys.argv):
+        print(f"{r['name']:<62s} {r['value']:10.2f} {r['unit']:<3s} {r['note']}")
