@@ -1,0 +1,266 @@
+"""The selected Table-1 sets of seed 000 (``mc_low, mc_high, iss_val, iss_test, iss_target``) plus ``mc_test``.
+
+:func:`ensure_ecal_sets` takes the raw samples (simulated by :func:`amsnb.sim.ecal.generate_table1`, or the user's
+ROOT files read through a branch mapping), applies a cut set (:mod:`amsnb.cuts`) chunk by chunk, and writes one ROOT
+file per set into ``workdir/sets/`` with ``sets/manifest.json`` recording the cuts, the counts per class, the cut
+flows, the seeds, the source files (size, mtime) and the amsnb version. A second call with the same request reuses
+the files; any change (cuts, scale, seed, a source file) regenerates them.
+
+The simulation has no separate MC test set, so the selected ``mc_high`` (1-2 TeV) is split: events whose hash of
+(run, event) (splitmix64, uniform in [0, 1)) is below ``test_fraction`` form ``mc_test`` (the "MC Test Set
+(1-2 TeV)" of seed 000 Fig. 8); the rest stay in ``mc_high``. The split depends only on the event identity, not on
+the order of files or chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import ConfigError, EmptySelectionError
+from .workdir import Workdir
+
+TABLE1_SETS = ("mc_low", "mc_high", "iss_val", "iss_test", "iss_target")
+TEST_SET = "mc_test"
+SETS = (*TABLE1_SETS, TEST_SET)
+TEST_FRACTION = 0.3
+MANIFEST = "manifest.json"
+#: Bumped whenever the manifest's content changes, so sets made by an older amsnb are remade, not misread.
+MANIFEST_FORMAT = 2
+#: ISS-like labeled sets are sized relative to the MC: every profile uses iss_scale = 2 x ecal_scale.
+DEFAULT_ISS_FACTOR = 2.0
+
+
+def event_hash(run, event) -> np.ndarray:
+    """Uniform [0, 1) number per event from (run, event): splitmix64 (Steele et al., OOPSLA 2014) of run<<40 ^ event."""
+    x = (np.asarray(run).astype(np.uint64) << np.uint64(40)) ^ np.asarray(event).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+def _file_info(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime": round(st.st_mtime, 3)}
+
+
+def _as_list(files) -> list[Path]:
+    if isinstance(files, (str, os.PathLike)):
+        parts = [p.strip() for p in str(files).split(",") if p.strip()]
+        out = []
+        for p in parts:
+            hits = sorted(Path().glob(p)) if any(ch in p for ch in "*?[") else [Path(p)]
+            out += hits
+        return out
+    return [Path(f) for f in files]
+
+
+def _resolve_inputs(input_files) -> tuple[dict[str, list[Path]], bool]:
+    """{set: files} and whether the sets are routed out of one list by the label/domain branches."""
+    if isinstance(input_files, Mapping):
+        unknown = set(input_files) - set(TABLE1_SETS)
+        if unknown:
+            raise ConfigError(f"input_files: unknown set names {sorted(unknown)}; use {', '.join(TABLE1_SETS)}")
+        return {k: _as_list(v) for k, v in input_files.items()}, False
+    files = _as_list(input_files)
+    if not files:
+        raise ConfigError("input_files is empty: give ROOT files (a list, a comma-separated string or a glob)")
+    return {s: files for s in TABLE1_SETS}, True
+
+
+def _route(chunk: Mapping[str, np.ndarray], set_name: str) -> np.ndarray:
+    """Events of one user list that belong to a set: MC (domain 0) -> mc_low/mc_high (their energy windows
+    separate them), labeled ISS (domain 1, label >= 0) -> iss_val/iss_test by event hash, unlabeled -> iss_target."""
+    domain, label = chunk["domain"], chunk["label"]
+    if set_name in ("mc_low", "mc_high"):
+        return domain == 0
+    if set_name == "iss_target":
+        return label < 0
+    half = event_hash(chunk["run"], chunk["event"]) < 0.5
+    labeled_iss = (domain == 1) & (label >= 0)
+    return labeled_iss & (half if set_name == "iss_val" else ~half)
+
+
+def load_manifest(workdir) -> dict:
+    wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+    path = wd.sets / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _reusable(wd: Workdir, request: dict, sources: dict) -> dict[str, Path] | None:
+    man = load_manifest(wd)
+    if not man or man.get("request") != request or man.get("sources") != sources:
+        return None
+    paths = {name: wd.sets / info["file"] for name, info in man["sets"].items()}
+    if not all(p.exists() and p.stat().st_size == man["sets"][n]["size"] for n, p in paths.items()):
+        return None
+    return paths
+
+
+def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | None = None, input_files=None,
+                     mapping=None, cuts="default", progress: bool = True,
+                     test_fraction: float = TEST_FRACTION) -> dict[str, Path]:
+    """Selected Table-1 sets in ``workdir/sets/`` (``{set: path}``), made if missing or out of date.
+
+    ``scale``, ``iss_scale`` and ``seed`` go to :func:`amsnb.sim.ecal.generate_table1` (``iss_scale=None``: the
+    value of an existing manifest with the same scale and seed, else ``2 * scale`` as in every profile).
+    ``input_files``: the user's ROOT files instead of the simulation, either ``{set: [files]}`` or one list split
+    by the ``domain``/``label`` branches (see :func:`_route`); ``mapping``: their branch-mapping YAML.
+    """
+    from . import cuts as cutlib
+    from . import io
+
+    wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+    cutset = cutlib.load(cuts)
+    if not 0.0 < test_fraction < 1.0:
+        raise ConfigError(f"test_fraction={test_fraction}: the mc_test share of mc_high must be in (0, 1)")
+    routed = False
+    if input_files:
+        raw, routed = _resolve_inputs(input_files)
+        origin = {"kind": "user files", "mapping": str(mapping) if mapping else None, "routed": routed}
+    else:
+        from .sim.ecal import generate_table1
+
+        if iss_scale is None:
+            old = load_manifest(wd).get("request", {}).get("origin", {})
+            same = old.get("scale") == scale and old.get("seed") == seed
+            iss_scale = old["iss_scale"] if same and old.get("iss_scale") else DEFAULT_ISS_FACTOR * scale
+        raw = {k: [v] for k, v in generate_table1(wd.ecal_data, scale, seed, iss_scale, progress=progress).items()}
+        origin = {"kind": "amsnb.sim.ecal.generate_table1", "scale": scale, "seed": seed, "iss_scale": iss_scale}
+    for files in raw.values():
+        for f in files:
+            if not f.exists():
+                raise ConfigError(f"input file {f} not found; check input_files")
+    sources = {k: [_file_info(f) for f in v] for k, v in raw.items()}
+    request = {"origin": origin, "cuts_digest": cutset.digest(), "test_fraction": test_fraction,
+               "amsnb_version": __version__, "manifest_format": MANIFEST_FORMAT}
+    reuse = _reusable(wd, request, sources)
+    if reuse is not None:
+        return reuse
+
+    for old in wd.sets.glob("*.root"):
+        old.unlink()
+    (wd.sets / MANIFEST).unlink(missing_ok=True)
+    sets_info, flows, skipped = {}, {}, {}
+    t0 = time.time()
+    from tqdm.auto import tqdm
+
+    for set_name, files in tqdm(list(raw.items()), desc="selecting sets", unit="set", disable=not progress,
+                                leave=False):
+        outs = [set_name, TEST_SET] if set_name == "mc_high" else [set_name]
+        writers = {o: io.TreeWriter(wd.sets / f"{o}.root") for o in outs}
+        flow = cutlib.cut_flow({}, cutset, set_name)
+        counts = {o: {"events": 0, "electrons": 0, "protons": 0, "unlabeled": 0, "sumw": 0.0} for o in outs}
+        ok = False
+        try:
+            for chunk in io.iterate(files, mapping=mapping, nan_policy="drop"):
+                if routed:
+                    chunk = {k: v[_route(chunk, set_name)] for k, v in chunk.items()}
+                flow += cutlib.cut_flow(chunk, cutset, set_name)
+                if not len(chunk["event"]):
+                    continue
+                keep = np.ones(len(chunk["event"]), bool)
+                for m in cutset.masks(chunk, set_name).values():
+                    keep &= np.asarray(m)
+                sel = {k: v[keep] for k, v in chunk.items()}
+                parts = {set_name: sel}
+                if set_name == "mc_high":
+                    test = event_hash(sel["run"], sel["event"]) < test_fraction
+                    parts = {set_name: {k: v[~test] for k, v in sel.items()},
+                             TEST_SET: {k: v[test] for k, v in sel.items()}}
+                for o, arr in parts.items():
+                    writers[o].extend(arr)
+                    c = counts[o]
+                    c["events"] += len(arr["event"])
+                    c["electrons"] += int((arr["label"] == 1).sum())
+                    c["protons"] += int((arr["label"] == 0).sum())
+                    c["unlabeled"] += int((arr["label"] < 0).sum())
+                    c["sumw"] += float(arr["weight"].sum(dtype=np.float64))
+            total = sum(flow.counts[c] for c in flow.counts)
+            empty_step = next((i for i, v in enumerate(total) if v == 0), None)
+            if empty_step is not None:
+                if empty_step == 0:
+                    msg = f"set '{set_name}': no events in {', '.join(map(str, files))}"
+                else:
+                    step = flow.steps[empty_step]
+                    msg = (f"set '{set_name}': cut '{step}' ({cutset[step].describe(set_name)}) left no events "
+                           f"({int(total[0])} before the cuts). Loosen it in the cut set '{cutset.source}'")
+                if not routed:
+                    raise EmptySelectionError(msg)
+                skipped[set_name] = msg
+            else:
+                for o in outs:
+                    if counts[o]["events"] == 0:
+                        raise EmptySelectionError(f"set '{o}': the mc_high/mc_test split left it empty "
+                                                  f"({counts[set_name]['events']} selected events); "
+                                                  "change test_fraction or raise the scale")
+                ok = True
+        finally:
+            for w in writers.values():
+                w.close(ok=ok and w.n_written > 0)
+        if ok:
+            for o in outs:
+                path = wd.sets / f"{o}.root"
+                sets_info[o] = {"file": path.name, "size": path.stat().st_size, **counts[o]}
+            flows[set_name] = flow.to_dict()
+    manifest = {
+        "request": request,
+        "sources": sources,
+        "cuts": cutset.to_dict(),
+        "sets": sets_info,
+        "cut_flows": flows,
+        "skipped": skipped,
+        "split": {"parent": "mc_high", "test_set": TEST_SET, "test_fraction": test_fraction,
+                  "method": "events with event_hash(run, event) < test_fraction go to mc_test "
+                            "(splitmix64 of run<<40 ^ event, amsnb.datasets.event_hash)"},
+        "seeds": {"seed": seed, "table1": _table1_meta(wd) if not input_files else None},
+        "amsnb_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(time.time() - t0, 2),
+    }
+    tmp = wd.sets / (MANIFEST + ".part")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, wd.sets / MANIFEST)
+    return {name: wd.sets / info["file"] for name, info in sets_info.items()}
+
+
+def source_files(workdir) -> dict[str, list[Path]]:
+    """{set: raw files} the selected sets were made from (from the manifest)."""
+    man = load_manifest(workdir)
+    if not man:
+        raise ConfigError(f"{workdir}: no sets/manifest.json; run ensure_ecal_sets (notebook 02) first")
+    return {k: [Path(f["path"]) for f in v] for k, v in man["sources"].items()}
+
+
+def cut_flows(workdir) -> dict:
+    """{set: CutFlow} recorded while the sets were selected (the in-memory path)."""
+    from .cuts import CutFlow
+
+    return {k: CutFlow.from_dict(v) for k, v in load_manifest(workdir).get("cut_flows", {}).items()}
+
+
+def _table1_meta(wd: Workdir) -> dict | None:
+    path = wd.ecal_data / "table1.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def read_set(workdir, name: str, branches=None, max_events: int | None = None) -> dict[str, np.ndarray]:
+    """Events of one selected set (after :func:`ensure_ecal_sets`)."""
+    from . import io
+
+    wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+    path = wd.sets / f"{name}.root"
+    if not path.exists():
+        have = sorted(p.stem for p in wd.sets.glob("*.root"))
+        raise ConfigError(f"set '{name}' is not in {wd.sets} (have: {', '.join(have) or 'none'}); run notebook 02 "
+                          "or amsnb.datasets.ensure_ecal_sets first")
+    return io.read(path, branches=branches, max_events=max_events)

@@ -1,0 +1,129 @@
+"""Selected Table-1 sets: hash split, manifest, idempotency, user files (per set and routed), empty-set errors,
+and one small run through the simulation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from amsnb import cuts, datasets, io
+from amsnb.errors import ConfigError, EmptySelectionError
+from amsnb.schema import ECAL
+
+
+def toy_events(n, seed, energy=(1000.0, 2000.0), domain=0, labeled=True, run=None):
+    """Schema arrays that mostly pass the default cuts; electrons have a deeper shower maximum than protons."""
+    rng = np.random.default_rng(seed)
+    a = ECAL.empty(n)
+    label = rng.integers(0, 2, n).astype(np.int8)
+    a.update(run=np.full(n, seed if run is None else run, np.int32), event=np.arange(n, dtype=np.int64),
+             label=label if labeled else np.full(n, -1, np.int8), domain=np.full(n, domain, np.int8),
+             weight=rng.uniform(0.5, 1.5, n).astype(np.float32),
+             tracker_charge=rng.normal(1.0, 0.05, n).astype(np.float32),
+             track_chi2=rng.exponential(1.0, n).astype(np.float32),
+             entry_x=rng.uniform(-25, 25, n).astype(np.float32), entry_y=rng.uniform(-25, 25, n).astype(np.float32),
+             e_over_r=rng.uniform(0.7, 1.5, n).astype(np.float32), trd_llr=rng.normal(0.55, 0.05, n).astype(np.float32),
+             energy=rng.uniform(*energy, n).astype(np.float32),
+             shower_max=(rng.normal(7.0, 1.0, n) + 3.0 * label).astype(np.float32),
+             lateral_rms=(rng.normal(2.0, 0.3, n) - 0.5 * label).astype(np.float32),
+             f_core=rng.uniform(0, 1, n).astype(np.float32),
+             layer_frac=rng.dirichlet(np.ones(18), n).astype(np.float32),
+             layer_rms=rng.uniform(0.5, 3, (n, 18)).astype(np.float32))
+    return a
+
+
+def user_files(tmp_path, n=600):
+    spec = {"mc_low": ((200, 1000), 0, True), "mc_high": ((1000, 2000), 0, True), "iss_val": ((950, 2000), 1, True),
+            "iss_test": ((1000, 2000), 1, True), "iss_target": ((200, 2000), 1, False)}
+    out = {}
+    for i, (name, (erange, dom, labeled)) in enumerate(spec.items()):
+        path = tmp_path / f"{name}.root"
+        io.write(path, toy_events(n, 10 + i, erange, dom, labeled), ECAL)
+        out[name] = [str(path)]
+    return out
+
+
+def test_event_hash_is_uniform_and_deterministic():
+    run, event = np.full(20000, 11), np.arange(20000)
+    h = datasets.event_hash(run, event)
+    assert h.min() >= 0 and h.max() < 1
+    np.testing.assert_array_equal(h, datasets.event_hash(run, event))
+    # fraction below 0.3: binomial sigma sqrt(0.21/20000) = 0.0032; 4 sigma
+    assert abs((h < 0.3).mean() - 0.3) < 0.013
+    assert not np.array_equal(h, datasets.event_hash(run + 1, event))
+
+
+def test_sets_from_user_files_manifest_split_and_reuse(tmp_path):
+    raw = user_files(tmp_path / "raw")
+    wd = tmp_path / "wd"
+    sets = datasets.ensure_ecal_sets(wd, scale=1, seed=1, input_files=raw, progress=False)
+    assert sorted(sets) == sorted(datasets.SETS)
+    man = datasets.load_manifest(wd)
+    # counts per class agree with an in-memory selection of the same raw file
+    high = cuts.select(io.read(raw["mc_high"]), "default", "mc_high")
+    n_train, n_test = man["sets"]["mc_high"]["events"], man["sets"]["mc_test"]["events"]
+    assert n_train + n_test == len(high["event"])
+    assert man["sets"]["mc_high"]["electrons"] + man["sets"]["mc_test"]["electrons"] == int((high["label"] == 1).sum())
+    # the split is the documented hash rule, and disjoint
+    test_events = set(io.read(sets["mc_test"], branches=["event"])["event"].tolist())
+    train_events = set(io.read(sets["mc_high"], branches=["event"])["event"].tolist())
+    assert not test_events & train_events
+    expected = set(high["event"][datasets.event_hash(high["run"], high["event"]) < datasets.TEST_FRACTION].tolist())
+    assert test_events == expected
+    assert man["cuts"]["name"] == "default" and man["request"]["cuts_digest"] == cuts.load().digest()
+    assert man["sources"]["mc_high"][0]["size"] > 0 and "split" in man
+    assert man["sets"]["iss_target"]["unlabeled"] == man["sets"]["iss_target"]["events"]
+    # second call: reused (files untouched); other cuts: regenerated
+    mtimes = {k: p.stat().st_mtime_ns for k, p in sets.items()}
+    again = datasets.ensure_ecal_sets(wd, scale=1, seed=1, input_files=raw, progress=False)
+    assert {k: p.stat().st_mtime_ns for k, p in again.items()} == mtimes
+    looser = cuts.load().with_window("unit_charge", max=0.5)
+    datasets.ensure_ecal_sets(wd, scale=1, seed=1, input_files=raw, cuts=looser, progress=False)
+    assert datasets.load_manifest(wd)["request"]["cuts_digest"] == looser.digest() != cuts.load().digest()
+
+
+def test_one_list_is_routed_by_domain_and_label(tmp_path):
+    raw = user_files(tmp_path / "raw", n=400)
+    files = [f for v in raw.values() for f in v]
+    sets = datasets.ensure_ecal_sets(tmp_path / "wd", scale=1, seed=1, input_files=files, progress=False)
+    man = datasets.load_manifest(tmp_path / "wd")
+    assert man["request"]["origin"]["routed"]
+    val = io.read(sets["iss_val"], branches=["domain", "label"])
+    assert (val["domain"] == 1).all() and (val["label"] >= 0).all()
+    target = io.read(sets["iss_target"], branches=["label"])
+    assert (target["label"] == -1).all()
+    low = io.read(sets["mc_low"], branches=["energy", "domain"])
+    assert (low["domain"] == 0).all() and low["energy"].max() <= 1000
+
+
+def test_a_cut_emptying_a_set_is_named(tmp_path):
+    raw = user_files(tmp_path / "raw", n=100)
+    strict = cuts.load().with_window("trd", max=0.0)
+    with pytest.raises(EmptySelectionError) as err:
+        datasets.ensure_ecal_sets(tmp_path / "wd", scale=1, seed=1, input_files=raw, cuts=strict, progress=False)
+    assert "cut 'trd'" in str(err.value) and "mc_low" in str(err.value)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ConfigError, match="unknown set names"):
+        datasets.ensure_ecal_sets(tmp_path, scale=1, seed=1, input_files={"mc_middle": ["x.root"]})
+    with pytest.raises(ConfigError, match="not found"):
+        datasets.ensure_ecal_sets(tmp_path, scale=1, seed=1, input_files={"mc_low": [str(tmp_path / "x.root")]})
+    with pytest.raises(ConfigError, match="run notebook 02"):
+        datasets.read_set(tmp_path, "mc_high")
+
+
+def test_from_the_simulation(tmp_path):
+    sets = datasets.ensure_ecal_sets(tmp_path, scale=0.0003, seed=3, progress=False)
+    man = json.loads((tmp_path / "sets" / "manifest.json").read_text())
+    assert man["request"]["origin"]["iss_scale"] == pytest.approx(0.0006)  # 2 x scale, as in every profile
+    assert man["seeds"]["table1"]["seed"] == 3
+    for name in ("mc_low", "mc_high", "iss_test"):
+        info = man["sets"][name]
+        assert info["electrons"] > 0 and info["protons"] > 0 and info["events"] == io.num_entries(sets[name])
+    flows = datasets.cut_flows(tmp_path)
+    assert flows["mc_low"].counts["electron"][-1] == man["sets"]["mc_low"]["electrons"]
+    e = io.read(sets["mc_high"], branches=["energy"])["energy"]
+    assert e.min() >= 1000 and e.max() <= 2000
