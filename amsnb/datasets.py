@@ -33,7 +33,7 @@ TEST_FRACTION = 0.3
 MANIFEST = "manifest.json"
 #: Bumped whenever the manifest's content changes, so sets made by an older amsnb are remade, not misread.
 MANIFEST_FORMAT = 2
-#: ISS-like labeled sets are sized relative to the MC: every profile uses iss_scale = 2 x ecal_scale.
+#: Default ISS-like scale when none is given: 2 x ecal_scale (the profiles set iss_scale explicitly).
 DEFAULT_ISS_FACTOR = 2.0
 
 

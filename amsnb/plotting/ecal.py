@@ -1,0 +1,215 @@
+"""ECAL plots: event displays, mean showers, profiles, variable distributions with ratio panels, domain knobs.
+
+Thin glue over hist + mplhep: the numbers come from :mod:`amsnb.ecalreco` and :mod:`amsnb.sim.ecal_validation`;
+these functions only draw them. Each returns the matplotlib Figure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ecalreco import CELL_CENTRES, IS_X, LAYER_X0
+from ..schema import CELL_PITCH_CM, N_CELLS
+
+_COLORS = {"electron": "tab:blue", "proton": "tab:red"}
+#: Readable axis labels of the reconstructed variables.
+LABELS = {
+    "energy": "E [GeV]", "e_over_r": "E/|R|", "tracker_charge": "tracker charge [e]", "trd_llr": "TRD estimator",
+    "track_chi2": r"track $\chi^2$/ndf", "shower_max": r"shower max [$X_0$]", "shower_alpha": r"Gamma shape $a$",
+    "lateral_rms": "lateral RMS [cm]", "f_front": "front fraction", "f_rear": "rear fraction",
+    "f_core": "core fraction", "s1_s3": "S1/S3", "s3_s5": "S3/S5", "n_hit_cells": "hit cells",
+}
+
+
+def view_images(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split one (18, 72) image into its x-view (8 layers) and y-view (10 layers) parts."""
+    return image[IS_X], image[~IS_X]
+
+
+def event_display(image: np.ndarray, title: str = "", fig=None, vmin: float = 1.0):
+    """Both views of one event as layer-vs-cell heat maps with a log colour scale (MeV)."""
+    import matplotlib.pyplot as plt
+    import mplhep as hep
+    from matplotlib.colors import LogNorm
+
+    fig = fig or plt.figure(figsize=(14, 5))
+    axes = fig.subplots(1, 2)
+    xv, yv = view_images(np.asarray(image))
+    vmax = max(float(np.asarray(image).max()), vmin * 10)
+    cell_edges = np.arange(N_CELLS + 1)
+    for ax, img, name in ((axes[0], xv, "x"), (axes[1], yv, "y")):
+        h = np.where(img > 0, img, np.nan).T  # (cells, layers) for hist2dplot(x=cell, y=layer)
+        art = hep.hist2dplot(h, cell_edges, np.arange(len(img) + 1), norm=LogNorm(vmin=vmin, vmax=vmax), ax=ax,
+                             flow="none", cbar=False)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"cell ({name} view, {CELL_PITCH_CM} cm)", fontsize=14)
+        ax.set_ylabel(f"{name}-view layer (top = 0)", fontsize=14)
+    fig.colorbar(art.pcolormesh, ax=list(axes), label="cell energy [MeV]")
+    if title:
+        fig.suptitle(title, fontsize=15)
+    return fig
+
+
+def by_class(data: dict[str, np.ndarray], prefix: str, variables) -> dict[str, dict[str, np.ndarray]]:
+    """``{"<prefix> electron": {var: values}, "<prefix> proton": ...}`` for :func:`variable_grid`."""
+    label_ = data["label"]
+    return {f"{prefix} {name}": {v: data[v][label_ == code] for v in variables}
+            for name, code in (("electron", 1), ("proton", 0)) if (label_ == code).any()}
+
+
+def mean_showers(means: dict[str, np.ndarray], vmin: float = 0.1):
+    """Mean axis-aligned images per class (``{"electron": (18, ncell), ...}``), both views, log colour (MeV)."""
+    import matplotlib.pyplot as plt
+    import mplhep as hep
+    from matplotlib.colors import LogNorm
+
+    fig, axes = plt.subplots(len(means), 2, figsize=(14, 4.5 * len(means)), squeeze=False)
+    for row, (name, img) in enumerate(means.items()):
+        half = img.shape[1] // 2
+        for col, (part, view) in enumerate(zip(view_images(img), "xy")):
+            h = np.where(part > 0, part, np.nan).T
+            hep.hist2dplot(h, np.arange(-half, half + 2) - 0.5, np.arange(len(part) + 1), ax=axes[row, col],
+                           flow="none",
+                           norm=LogNorm(vmin=vmin, vmax=max(float(np.nanmax(img)), vmin * 10)), cbarextend=False)
+            axes[row, col].invert_yaxis()
+            axes[row, col].set_title(f"mean {name}, {view} view", fontsize=14)
+            axes[row, col].set_xlabel("cell relative to the shower axis", fontsize=13)
+            axes[row, col].set_ylabel("layer", fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def profiles(longitudinal: dict[str, np.ndarray], lateral: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """Mean longitudinal (energy fraction per layer) and lateral (energy vs distance to the axis) profiles."""
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 5.5))
+    depth = (np.arange(len(next(iter(longitudinal.values())))) + 0.5) * LAYER_X0
+    for name, prof in longitudinal.items():
+        a1.plot(depth, prof, "o-", ms=3, label=name, color=_color(name))
+    a1.set_xlabel(r"depth [$X_0$]", fontsize=14)
+    a1.set_ylabel("mean energy fraction per layer", fontsize=14)
+    a1.legend(fontsize=11)
+    for name, (dist, frac) in lateral.items():
+        a2.step(dist, frac, where="mid", label=name, color=_color(name))
+    a2.set_yscale("log")
+    a2.set_xlabel("distance of cell centre to the shower axis [cm]", fontsize=14)
+    a2.set_ylabel("mean energy fraction", fontsize=14)
+    a2.legend(fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _color(name: str):
+    for key, c in _COLORS.items():
+        if key in name:
+            return c if "iss" not in name.lower() else ("navy" if key == "electron" else "darkorange")
+    return None
+
+
+def variable_grid(samples: dict[str, dict[str, np.ndarray]], variables, bins: int = 40, ratio: tuple | None = None,
+                  ncols: int = 4, weights: dict[str, np.ndarray] | None = None):
+    """Normalised distributions of several variables for several samples, with a ratio panel ``ratio=(num, den)``.
+
+    ``samples``: name -> {variable: values}. Ranges are the 0.5-99.5 % quantiles of all samples together.
+    """
+    import hist
+    import matplotlib.pyplot as plt
+    import mplhep as hep
+
+    nrows = int(np.ceil(len(variables) / ncols))
+    fig = plt.figure(figsize=(4.2 * ncols, 4.4 * nrows))
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.45, wspace=0.35)
+    for i, var in enumerate(variables):
+        sub = outer[i // ncols, i % ncols].subgridspec(2, 1, height_ratios=(3, 1), hspace=0.05) if ratio else \
+            outer[i // ncols, i % ncols].subgridspec(1, 1)
+        ax = fig.add_subplot(sub[0])
+        allv = np.concatenate([np.asarray(s[var], float) for s in samples.values()])
+        lo, hi = np.nanquantile(allv, [0.005, 0.995]) if len(allv) else (0.0, 1.0)
+        if hi <= lo:
+            hi = lo + 1.0
+        hs = {}
+        for name, s in samples.items():
+            h = hist.Hist.new.Reg(bins, lo, hi, name=var, label=LABELS.get(var, var)).Weight()
+            h.fill(np.asarray(s[var], float), weight=None if weights is None else weights.get(name))
+            total = h.values().sum()
+            hs[name] = h / total if total > 0 else h
+            hep.histplot(hs[name], ax=ax, label=name, color=_color(name), flow="none")
+        ax.set_ylabel("fraction", fontsize=10)
+        ax.set_yscale("log")
+        positive = [v for h in hs.values() for v in h.values() if v > 0]
+        if positive:
+            ax.set_ylim(0.5 * min(positive), 2 * max(positive))
+        if i == 0:
+            ax.legend(fontsize=8)
+        if ratio:
+            ax.set_xlabel("")
+            ax.tick_params(labelbottom=False)
+            rax = fig.add_subplot(sub[1], sharex=ax)
+            num, den = hs[ratio[0]], hs[ratio[1]]
+            r = np.divide(num.values(), den.values(), out=np.full(bins, np.nan), where=den.values() > 0)
+            err = np.divide(np.sqrt(num.variances()), den.values(), out=np.full(bins, np.nan), where=den.values() > 0)
+            rax.errorbar(num.axes[0].centers, r, yerr=err, fmt="o", ms=2, color="k")
+            rax.axhline(1, color="grey", lw=1)
+            rax.set_ylim(0, 2)
+            rax.set_ylabel(f"{ratio[0][:3]}/{ratio[1][:3]}", fontsize=8)
+            rax.set_xlabel(LABELS.get(var, var), fontsize=10)
+        else:
+            ax.set_xlabel(LABELS.get(var, var), fontsize=10)
+    return fig
+
+
+def knob_effects(effects: dict[str, dict[str, dict[str, float]]]):
+    """Heat map of the mean shift (in MC standard deviations) each domain knob causes, per variable and class."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(effects), figsize=(7 * len(effects), 4.8), squeeze=False)
+    for ax, (part, table) in zip(axes[0], effects.items()):
+        knobs = list(table)
+        variables = list(next(iter(table.values())))
+        m = np.array([[table[k][v] for v in variables] for k in knobs])
+        im = ax.imshow(m, cmap="RdBu_r", vmin=-0.6, vmax=0.6, aspect="auto")
+        ax.set_xticks(range(len(variables)), [LABELS.get(v, v) for v in variables], rotation=60, ha="right",
+                      fontsize=9)
+        ax.set_yticks(range(len(knobs)), knobs, fontsize=9)
+        for (r, c), val in np.ndenumerate(m):
+            if abs(val) >= 0.05:
+                ax.text(c, r, f"{val:+.2f}", ha="center", va="center", fontsize=7)
+        ax.set_title(f"ISS - MC shift per knob, {part}s [MC std]", fontsize=11)
+        ax.minorticks_off()
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    return fig
+
+
+def validation(resolution_rows: list[dict]):
+    """Energy resolution and depth of maximum vs energy, simulation against the published parametrisations."""
+    import matplotlib.pyplot as plt
+
+    e = np.array([r["energy_gev"] for r in resolution_rows])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 5.5))
+    grid = np.geomspace(e.min() * 0.8, e.max() * 1.2, 100)
+    a1.plot(grid, 100 * np.sqrt(0.104**2 / grid + 0.014**2), color="k", label="AMS published (physics.md §1)")
+    a1.errorbar(e, [100 * r["resolution"] for r in resolution_rows],
+                yerr=[100 * r["resolution_err"] for r in resolution_rows], fmt="o", label="amsnb simulation")
+    a1.set_xscale("log")
+    a1.set_xlabel("electron energy [GeV]", fontsize=14)
+    a1.set_ylabel(r"$\sigma_E / E$ [%]", fontsize=14)
+    a1.legend(fontsize=11)
+    a2.plot(grid, np.log(grid / 8.3e-3) - 0.5, color="k", label=r"PDG $\ln(E/E_c) - 0.5$")
+    a2.plot(e, [r["shower_max_gflash_x0"] for r in resolution_rows], "s--", color="grey", label="GFLASH sampling T")
+    a2.plot(e, [r["shower_max_x0"] for r in resolution_rows], "o", label="reconstructed (simulation)")
+    a2.set_xscale("log")
+    a2.set_xlabel("electron energy [GeV]", fontsize=14)
+    a2.set_ylabel(r"depth of shower maximum [$X_0$]", fontsize=14)
+    a2.legend(fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def cell_distance_edges(max_cm: float = 20.0) -> np.ndarray:
+    """Bin edges (cm) of the lateral profile: one bin per cell pitch."""
+    return np.arange(0, max_cm + CELL_PITCH_CM, CELL_PITCH_CM)
+
+
+__all__ = ["by_class", "event_display", "mean_showers", "profiles", "variable_grid", "knob_effects", "validation",
+           "view_images", "CELL_CENTRES"]

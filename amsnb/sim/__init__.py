@@ -1,0 +1,2 @@
+"""Simulations writing ROOT files in the amsnb schema: ECAL showers (``ecal``, validated in ``ecal_validation``)
+and nuclei in the tracker (``nuclei``)."""

@@ -1,0 +1,451 @@
+"""Fast simulation of heavy nuclei (Z = 14..26) crossing the AMS-02 tracker and TOF, with fragmentation.
+
+Why: the "below-L1" background of seed 004 comes from nuclei that fragment between tracker L1 and L2 (TRD +
+upper TOF): L1 shows the parent's charge, the inner tracker the fragment's. This module reproduces that
+topology with per-layer charge, position and cluster-count responses so the MDA network and the template fit
+of the L1 charge have something physical to learn and measure. Every constant cites ``../shared/physics.md``
+(§5 tracker/TOF, §6 fragmentation, §7 flux ratios) or is marked as an assumption ([R]/[NF] there) and is a
+field of :class:`NucleiConfig` or :class:`NucleiDomain`, so a scan is a parameter change.
+
+Model, per event (vectorized over events):
+
+* primary Z with rigidity R ~ R^-gamma in ``rigidity_range``; ``weight`` = relative abundance at a few hundred GV
+  (§7) / generated events, so samples of different species combine into the physical composition;
+* a straight track through the layer z positions of §5 (bending is folded into the rigidity resolution);
+* material gaps above L1, L1-L2 (``x_l1l2`` g/cm², scan range 5-7 of §6, with the two upper-TOF planes at its
+  bottom), inside the inner tracker and L8-L9 (lower TOF + RICH); in each gap the nucleus interacts with
+  P = 1 - exp(-x/lambda), lambda from the Sihver cross section on the 83 % C + 17 % Al mixture (§6); the leading
+  fragment loses dZ >= 1 charges; a second track (the next fragment) appears with probability ``p_second``;
+* per-layer charge Z * (1 + resolution) with a Gaussian core of width sigma_layer(Z) and an upward delta-ray tail;
+  the inner-tracker charge is the truncated mean of L2-L8 (highest dropped);
+* clusters per layer and side: the track's own + Poisson(delta rays ~ Z^2) + fragment debris below an interaction;
+* inner and inner+L1 rigidities with the MDR / multiple-scattering resolution of §5 (MDR ~ lever arm^2), plus a kink
+  term for an interaction between L1 and L2 (the inner+L1 fit sees the parent's L1 hit);
+* TOF beta and plane charges (a plane measures the charge of whatever crosses it).
+
+Domains ``mc`` and ``data`` differ by documented shifts (:data:`DOMAINS`): charge scale and resolution, delta-ray
+cluster rate, TOF charge scale. ``data`` stands for flight data in the notebooks; its truth is kept only so
+closure tests can check estimates against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..schema import DOMAIN_CODES, N_TRACKER_LAYERS, NUCLEI
+
+# ------------------------------------------------------------------------------------------ constants
+#: Layer z positions L1..L9 in cm (physics.md §5, [V-code] CC/TofTrack.C).
+LAYER_Z_CM = np.array([158.920, 53.060, 29.228, 25.212, 1.698, -2.318, -25.212, -29.228, -135.882])
+#: Mass numbers of the species (most abundant isotope); Z -> (symbol, A).
+SPECIES = {14: ("Si", 28), 15: ("P", 31), 16: ("S", 32), 17: ("Cl", 35), 18: ("Ar", 40), 19: ("K", 39),
+           20: ("Ca", 40), 21: ("Sc", 45), 22: ("Ti", 48), 23: ("V", 51), 24: ("Cr", 52), 25: ("Mn", 55),
+           26: ("Fe", 56)}
+LIGHT_A = {z: max(2 * z, 1) for z in range(1, 14)} | {1: 1, 2: 4, 3: 7, 4: 9, 5: 11, 6: 12, 7: 14, 8: 16}
+#: Relative abundances at equal rigidity, 200-900 GV, Si = 1 (physics.md §7): S/Si 0.18 [D], Fe/Si 0.98 [V];
+#: P/Si and Cl/Si total 0.03 (§6 illustration: secondary-only >= 0.012, total [NF]); Ar, K, Ca and Z = 21-25
+#: are [NF] in physics.md: recalled HEAO-3-like ratios, an assumption to scan, not an AMS value.
+ABUNDANCE = {14: 1.0, 15: 0.03, 16: 0.18, 17: 0.03, 18: 0.045, 19: 0.03, 20: 0.065, 21: 0.015, 22: 0.04,
+             23: 0.025, 24: 0.05, 25: 0.035, 26: 0.98}
+GLOBAL_Z = (14, 15, 16, 17, 18, 19, 20, 26)  # the seed's global MC species
+N_AVOGADRO = 6.02214076e23
+TARGET_MIX = ((12.0, 0.83), (27.0, 0.17))  # (A, mass fraction): "mostly carbon and aluminum" (physics.md §6)
+TOF_PLANE_G = 1.05  # g/cm2 per 1-cm scintillator plane (physics.md §6 estimate: upper TOF 2 x 1 cm ~ 2.1)
+
+
+def mass_number(z) -> np.ndarray:
+    z = np.asarray(z)
+    table = np.array([LIGHT_A.get(i, SPECIES.get(i, ("", 2 * i))[1]) for i in range(27)], dtype=float)
+    return table[np.clip(z, 0, 26)]
+
+
+def sihver_sigma_mb(a_p, a_t) -> np.ndarray:
+    """Inelastic cross section (mb), Sihver et al. 1993 (physics.md §6): r0 = 1.36 fm, b0 = 1.581 - 0.876 (...)."""
+    a_p = np.asarray(a_p, dtype=float)
+    s = a_p ** (-1 / 3) + a_t ** (-1 / 3)
+    b0 = 1.581 - 0.876 * s
+    r0 = 1.36e-13  # cm
+    return np.pi * r0**2 * (a_p ** (1 / 3) + a_t ** (1 / 3) - b0 * s) ** 2 / 1e-27
+
+
+def interaction_length(z, sigma_scale: float = 1.0) -> np.ndarray:
+    """lambda (g/cm2) in the C/Al mixture: 1/lambda = N_A sum_i w_i sigma_i / A_i (physics.md §6 table)."""
+    a_p = mass_number(z)
+    inv = sum(w * N_AVOGADRO * sihver_sigma_mb(a_p, a_t) * 1e-27 / a_t for a_t, w in TARGET_MIX)
+    return 1.0 / (sigma_scale * inv)
+
+
+def interaction_probability(z, grammage: float, sigma_scale: float = 1.0) -> np.ndarray:
+    return 1.0 - np.exp(-grammage / interaction_length(z, sigma_scale))
+
+
+# ------------------------------------------------------------------------------------------ configuration
+@dataclass(frozen=True)
+class NucleiDomain:
+    """Response differences between the ``mc`` and ``data`` domains (all assumptions, documented in docs/nuclei.md)."""
+    name: str
+    code: int
+    charge_scale: float = 1.0  # multiplies every tracker charge
+    charge_res_scale: float = 1.0  # multiplies the per-layer charge resolution
+    tail_frac: float = 0.04  # fraction of layer charges in the delta-ray tail
+    delta_ray_scale: float = 1.0  # multiplies the delta-ray cluster rate
+    tof_charge_scale: float = 1.0
+    tof_res_scale: float = 1.0
+
+
+DOMAINS = {
+    "mc": NucleiDomain("mc", DOMAIN_CODES["mc"]),
+    "data": NucleiDomain("data", DOMAIN_CODES["data"], charge_scale=1.012, charge_res_scale=1.12, tail_frac=0.06,
+                         delta_ray_scale=1.25, tof_charge_scale=0.985, tof_res_scale=1.15),
+}
+
+
+@dataclass(frozen=True)
+class NucleiConfig:
+    """Geometry, material and resolution parameters (physics.md §5-§6; [R]/[NF] figures are assumptions)."""
+    rigidity_range: tuple[float, float] = (60.0, 2000.0)  # GV, generated (true) rigidity
+    spectral_index: float = 2.7  # R^-gamma; heavy-nuclei spectra ~ R^-2.7 above 100 GV [R]
+    x_above_l1: float = 0.5  # g/cm2 above L1 (thermal blanket, L1 support) [NF]: assumption
+    x_l1l2: float = 6.0  # g/cm2 TRD + upper TOF + supports; scan range 5-7 (physics.md §6, low confidence)
+    x_inner: tuple[float, ...] = (0.4, 0.15, 0.4, 0.15, 0.4, 0.15)  # g/cm2 per inner gap L2-L3 ... L7-L8 [NF]
+    x_l8l9: float = 4.0  # lower TOF (2 x 1.05) + RICH radiator (~2) [NF]
+    sigma_scale: float = 1.0  # scales all inelastic cross sections (AMS varied Glauber sigma by +-10 %, §6)
+    dz_decay: float = 2.2  # leading-fragment charge loss dZ ~ exp(-dZ/dz_decay), dZ >= 1 (assumption)
+    p_second: float = 0.55  # probability that an interaction leaves a reconstructed second track (assumption)
+    p_spurious_second: float = 0.03  # a noise/delta second track without any interaction
+    layer_eff: tuple[float, float] = (0.985, 0.995)  # per-layer hit efficiency x side, y side
+    l1_eff: float = 0.96  # L1 hit efficiency (edge of acceptance, §5)
+    l9_eff: float = 0.75  # L9 hit/acceptance (small L9, §5)
+    sigma_layer: tuple[float, float] = (0.12, 0.019)  # per-layer charge resolution a + b Z (inner ~0.15-0.2 [R])
+    sigma_l1: tuple[float, float] = (0.14, 0.021)  # L1 (single layer, outside the magnet) slightly worse
+    tail_scale: float = 2.5  # delta-ray tail: exponential with scale tail_scale * sigma (upward)
+    pos_res_cm: tuple[float, float] = (0.0030, 0.0010)  # x, y point resolution (10 um Z=1, 5 um Z=6, §5)
+    mdr_inner_gv: float = 300.0  # inner tracker MDR for Z >= 3 from 3.6 TV (L1-L9) x (0.83 m / 2.95 m)^2 [D]
+    mdr_inl1_gv: float = 1500.0  # inner + L1: (1.9 m / 2.95 m)^2 x 3.6 TV [D]
+    ms_term: float = 0.09  # multiple-scattering relative rigidity resolution [R]
+    kink_pt_gv: float = 0.25  # transverse momentum of a fragmentation kick, GeV/c per nucleon-scale [R]
+    delta_ray_k: float = 0.0035  # delta-ray clusters per layer-side ~ k Z^2 (Si 0.7, Fe 2.4) [R]
+    debris_per_dz: float = 0.45  # extra clusters per lost charge below an interaction (assumption)
+    sigma_tof: tuple[float, float] = (0.10, 0.02)  # TOF plane charge resolution a + b Z [R] (Bindi 2014 [NF])
+    sigma_beta: float = 0.01  # Delta beta / beta^2 ~ 1 % for heavy ions (§5 [R])
+
+
+DEFAULT_CONFIG = NucleiConfig()
+
+
+def get_domain(domain: str | NucleiDomain) -> NucleiDomain:
+    if isinstance(domain, NucleiDomain):
+        return domain
+    if domain == "iss":
+        domain = "data"
+    if domain not in DOMAINS:
+        raise ConfigError(f"domain='{domain}' must be one of {list(DOMAINS)} (parameter --domain)")
+    return DOMAINS[domain]
+
+
+def _check_z(z: Sequence[int]) -> tuple[int, ...]:
+    zs = tuple(int(v) for v in z)
+    bad = [v for v in zs if v not in SPECIES]
+    if not zs or bad:
+        raise ConfigError(f"z={list(z)}: primaries must be in {min(SPECIES)}..{max(SPECIES)} (parameter --z)")
+    return zs
+
+
+# ------------------------------------------------------------------------------------------ simulation
+def _gaps(cfg: NucleiConfig) -> np.ndarray:
+    """Grammage of the 10 gaps: [above L1, L1-L2, L2-L3, ..., L7-L8, L8-L9] (gap k+1 lies after layer k)."""
+    if len(cfg.x_inner) != 6:
+        raise ConfigError(f"x_inner has {len(cfg.x_inner)} entries; it needs the 6 gaps L2-L3 ... L7-L8")
+    return np.array([cfg.x_above_l1, cfg.x_l1l2, *cfg.x_inner, cfg.x_l8l9], dtype=float)
+
+
+def _draw_dz(rng, z_cur: np.ndarray, decay: float) -> np.ndarray:
+    """Charge lost by the leading fragment: P(dZ) ~ exp(-dZ/decay), 1 <= dZ <= Z-1 (inverse CDF, truncated)."""
+    u = rng.random(len(z_cur))
+    zmax = np.maximum(z_cur - 1, 1)
+    cdf_max = 1 - np.exp(-zmax / decay)
+    dz = np.ceil(-decay * np.log1p(-u * cdf_max)).astype(int)
+    return np.clip(dz, 1, zmax)
+
+
+def _layer_charge(rng, z: np.ndarray, ab: tuple[float, float], dom: NucleiDomain, cfg: NucleiConfig) -> np.ndarray:
+    """Charge estimate of a layer crossed by charge z: Gaussian core sigma(Z) (x domain) + upward delta-ray tail."""
+    z = z.astype(float)
+    sig = (ab[0] + ab[1] * z) * dom.charge_res_scale
+    q = z + sig * rng.standard_normal(z.shape)
+    tail = rng.random(z.shape) < dom.tail_frac
+    q = q + np.where(tail, rng.exponential(cfg.tail_scale, z.shape) * sig, 0.0)
+    return np.where(z > 0, np.maximum(q * dom.charge_scale, 0.05), 0.0)
+
+
+def _truncated_mean(q: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Mean of the present layers with the highest dropped (AMS-style truncated mean), 0 without hits."""
+    qq = np.where(present, q, np.nan)
+    n = present.sum(axis=1)
+    mx = np.nanmax(np.where(present, q, -np.inf), axis=1)
+    tot = np.nansum(qq, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tm = np.where(n >= 3, (tot - mx) / np.maximum(n - 1, 1), np.where(n > 0, tot / np.maximum(n, 1), 0.0))
+    return tm
+
+
+def simulate(n: int, z: int | Sequence[int] = (14, 15, 16), domain: str | NucleiDomain = "mc",
+             seed: int | Sequence[int] = 0, config: NucleiConfig = DEFAULT_CONFIG, *, weight_norm: float | None = None,
+             first_event: int = 0, run: int | None = None) -> dict[str, np.ndarray]:
+    """Simulate ``n`` nuclei, species drawn uniformly from ``z``; returns the NUCLEI schema arrays (with MC truth).
+
+    ``weight`` = ABUNDANCE[Z] * len(z) * n / weight_norm / n_generated(Z)-expectation, i.e. the sum of weights of a
+    sample of ``weight_norm`` events per species estimates the relative abundance: samples of any species mix
+    combine into the physical composition (as the ECAL simulation's weights do).
+    """
+    zs = (int(z),) if np.isscalar(z) else _check_z(z)
+    _check_z(zs)
+    n = int(n)
+    if n < 0:
+        raise ConfigError(f"n={n} must be >= 0 (parameter --n)")
+    dom = get_domain(domain)
+    seed_seq = list(seed) if isinstance(seed, (list, tuple)) else [int(seed)]
+    rng = np.random.default_rng(seed_seq + [dom.code, 7331])
+    cfg = config
+    nl = N_TRACKER_LAYERS
+    out = NUCLEI.empty(n)
+
+    z0 = np.asarray(zs)[rng.integers(0, len(zs), n)]
+    lo, hi = cfg.rigidity_range
+    g = 1.0 - cfg.spectral_index
+    u = rng.random(n)
+    rig = (lo**g + u * (hi**g - lo**g)) ** (1 / g) if abs(g) > 1e-9 else lo * (hi / lo) ** u
+    a0 = mass_number(z0)
+
+    # ---- fragmentation along the path: charge crossing each layer, and in each upper-TOF plane
+    gaps = _gaps(cfg)
+    zc = z0.copy()
+    z_layer = np.zeros((n, nl), dtype=int)
+    frag_layer = np.full(n, -1, dtype=int)
+    first_dz = np.zeros(n, dtype=int)
+    z_tof = np.zeros((n, 2), dtype=int)  # upper TOF planes 1, 2 (bottom of the L1-L2 gap)
+    debris = np.zeros((n, nl))  # expected extra clusters per layer from earlier interactions
+    second_from = np.full(n, -1, dtype=int)  # layer index where a second track starts
+    z_second = np.zeros(n, dtype=int)
+    x_tof_top = max(cfg.x_l1l2 - 2 * TOF_PLANE_G, 0.0)
+    for gap, x in enumerate(gaps):
+        if gap == 1:  # L1-L2: split at the TOF planes so each plane sees the charge crossing it
+            pieces = [(x_tof_top + 0.5 * TOF_PLANE_G, 0), (TOF_PLANE_G, 1), (x - x_tof_top - 1.5 * TOF_PLANE_G, None)]
+        else:
+            pieces = [(x, None)]
+        for xp, plane in pieces:
+            hit = (rng.random(n) < interaction_probability(zc, max(xp, 0.0), cfg.sigma_scale)) & (zc > 1)
+            if hit.any():
+                dz = _draw_dz(rng, zc[hit], cfg.dz_decay)
+                idx = np.flatnonzero(hit)
+                new_frag = idx[frag_layer[idx] < 0]
+                if gap > 0:
+                    frag_layer[new_frag] = gap - 1
+                first_dz[idx] = np.where(first_dz[idx] == 0, dz, first_dz[idx])
+                if gap < nl:
+                    debris[idx, gap:] += cfg.debris_per_dz * dz[:, None] * np.exp(-0.3 * np.arange(nl - gap))
+                sec = idx[(rng.random(len(idx)) < cfg.p_second) & (second_from[idx] < 0) & (dz >= 1)]
+                second_from[sec] = min(gap, nl - 1)
+                share = rng.random(len(sec))
+                z_second[sec] = np.maximum(1, np.round(share * dz[np.searchsorted(idx, sec)])).astype(int)
+                zc[idx] = zc[idx] - dz
+            if plane is not None:
+                z_tof[:, plane] = zc
+        if gap < nl:
+            z_layer[:, gap] = zc
+    z_l1 = z_layer[:, 0]
+    z_inner = z_layer[:, 1]  # leading particle entering the inner tracker (L2)
+    survived_l1 = (z_l1 == z0).astype(np.uint8)
+
+    # ---- geometry: straight tracks through the layers (bending folded into the rigidity resolution)
+    x1 = rng.uniform(-45, 45, n)
+    y1 = rng.uniform(-35, 35, n)
+    tx = rng.uniform(-0.25, 0.25, n)
+    ty = rng.uniform(-0.25, 0.25, n)
+    dzl = LAYER_Z_CM[0] - LAYER_Z_CM  # depth below L1
+    # multiple scattering: theta0 = 13.6 MeV / (beta p) * Z * sqrt(x/X0) = 0.0136 / R * sqrt(x/X0) (PDG), with
+    # x/X0 ~ 1 % per layer + support; independent of Z at fixed rigidity
+    ms_angle = 0.0136 / rig[:, None] * 0.1 * np.ones((1, nl))
+    step = np.r_[0, np.diff(dzl)][None, :]
+    xs = x1[:, None] + tx[:, None] * dzl + np.cumsum(rng.standard_normal((n, nl)) * ms_angle, axis=1) * step
+    ys = y1[:, None] + ty[:, None] * dzl + np.cumsum(rng.standard_normal((n, nl)) * ms_angle, axis=1) * step
+    # a fragment's transverse kick at the interaction: angle ~ pT / p with p = R Z (GeV/c)
+    kick_angle = cfg.kink_pt_gv * rng.standard_normal((n, 2)) / (rig[:, None] * z0[:, None])
+    after = (np.arange(nl)[None, :] > frag_layer[:, None]) & (frag_layer[:, None] >= 0)
+    depth_after = np.where(after, dzl[None, :] - dzl[np.maximum(frag_layer, 0)][:, None], 0.0)
+    xs = xs + kick_angle[:, :1] * depth_after
+    ys = ys + kick_angle[:, 1:] * depth_after
+    res = np.array(cfg.pos_res_cm)
+    eff = np.array(cfg.layer_eff)
+    hit_x = rng.random((n, nl)) < eff[0]
+    hit_y = rng.random((n, nl)) < eff[1]
+    l1_ok = rng.random(n) < cfg.l1_eff
+    l9_ok = rng.random(n) < cfg.l9_eff
+    hit_x[:, 0] &= l1_ok
+    hit_y[:, 0] &= l1_ok
+    hit_x[:, 8] &= l9_ok
+    hit_y[:, 8] &= l9_ok
+    alive = z_layer > 0
+    hit_x &= alive
+    hit_y &= alive
+    present = hit_x | hit_y
+
+    # ---- main-track charges per layer and the charge estimators
+    q = _layer_charge(rng, z_layer, cfg.sigma_layer, dom, cfg)
+    q[:, 0] = _layer_charge(rng, z_layer[:, 0], cfg.sigma_l1, dom, cfg)
+    # both sides combine; a layer with one side only is worse by sqrt(2)
+    one_side = present & ~(hit_x & hit_y)
+    q = np.where(one_side, z_layer + (q - z_layer) * np.sqrt(2.0), q)
+    q = np.where(present, q, 0.0)
+    q_inner = _truncated_mean(q[:, 1:8], present[:, 1:8])
+    q_l1 = np.where(present[:, 0], q[:, 0], 0.0)
+
+    # ---- second track: from its layer on, charge z_second, diverging from the main track
+    has2 = second_from >= 0
+    spurious = ~has2 & (rng.random(n) < cfg.p_spurious_second)
+    second_from = np.where(spurious, rng.integers(1, nl, n), second_from)
+    z_second = np.where(spurious, rng.integers(1, 3, n), z_second)
+    on2 = (np.arange(nl)[None, :] >= second_from[:, None]) & (second_from[:, None] >= 0)
+    on2 &= rng.random((n, nl)) < 0.9
+    div = rng.normal(0, 1, (n, 2)) * (0.002 + 0.3 / rig[:, None])
+    d2 = np.maximum(dzl[None, :] - dzl[np.clip(second_from, 0, nl - 1)][:, None], 0.0)
+    x2 = xs + div[:, :1] * d2 + rng.normal(0, 0.02, (n, 1))
+    y2 = ys + div[:, 1:] * d2 + rng.normal(0, 0.02, (n, 1))
+    q2 = np.where(on2, _layer_charge(rng, np.where(on2, z_second[:, None], 0), cfg.sigma_layer, dom, cfg), 0.0)
+
+    out["trk_hit"][:, 0] = (hit_x.astype(np.uint8) | (hit_y.astype(np.uint8) << 1))
+    out["trk_hit"][:, 1] = np.where(on2, 3, 0).astype(np.uint8)
+    out["trk_x"][:, 0] = np.where(present, xs + res[0] * rng.standard_normal((n, nl)), 0.0)
+    out["trk_y"][:, 0] = np.where(present, ys + res[1] * rng.standard_normal((n, nl)), 0.0)
+    out["trk_x"][:, 1] = np.where(on2, x2, 0.0)
+    out["trk_y"][:, 1] = np.where(on2, y2, 0.0)
+    out["trk_q"][:, 0] = q
+    out["trk_q"][:, 1] = q2
+
+    # ---- clusters per layer and side: own hit + delta rays ~ Z^2 + second track + debris below interactions
+    mu_delta = cfg.delta_ray_k * dom.delta_ray_scale * z_layer.astype(float) ** 2
+    side_scale = np.array([1.3, 1.0])  # x (n-side) strips pick up more delta rays [R]
+    mu = (mu_delta[:, :, None] + debris[:, :, None]) * side_scale[None, None, :] + 0.05
+    ncl = rng.poisson(mu) + np.stack([hit_x, hit_y], axis=-1) + on2[:, :, None]
+    out["n_clusters"][:] = np.minimum(ncl, 3000)
+
+    # ---- rigidities: sigma_R/R = sqrt((R/MDR)^2 + ms^2); kink between L1 and L2 spoils the L1 point
+    r_meas_inner = rig * (1 + rng.standard_normal(n) * np.hypot(rig / cfg.mdr_inner_gv, cfg.ms_term))
+    r_inl1 = rig * (1 + rng.standard_normal(n) * np.hypot(rig / cfg.mdr_inl1_gv, cfg.ms_term * 0.8))
+    # a kink between L1 and L2 biases the inner+L1 curvature: bending angle = 0.3 B L / R = 0.042 / R (B = 0.14 T,
+    # L ~ 1 m, physics.md §5), so a kick d(theta) shifts 1/R by ~ d(theta) / 0.042 (half of it for the L1 lever arm)
+    l1_kink = frag_layer == 0
+    r_inl1 = np.where(l1_kink, 1.0 / (1.0 / r_inl1 + 0.5 * kick_angle[:, 1] / 0.042), r_inl1)
+    # the inner fit assumes the inner charge; the magnetic rigidity of a fragment keeps ~A/Z, so it barely moves
+    out["rig_inner"] = np.where(present[:, 1:8].sum(1) >= 3, r_meas_inner, 0.0).astype(np.float32)
+    out["rig_inl1"] = np.where(present[:, 0], r_inl1, out["rig_inner"]).astype(np.float32)
+    out["q_inner"] = q_inner.astype(np.float32)
+    out["q_l1"] = q_l1.astype(np.float32)
+
+    # ---- TOF: beta and the charges of the two upper planes
+    mass = 0.9315 * a0
+    p = rig * z0
+    beta = p / np.sqrt(p**2 + mass**2)
+    out["tof_beta"] = (beta + cfg.sigma_beta * beta**2 * rng.standard_normal(n)).astype(np.float32)
+    ab = np.array(cfg.sigma_tof)
+    plane_ok = rng.random((n, 2)) < 0.98
+    qt = z_tof + (ab[0] + ab[1] * z_tof) * dom.tof_res_scale * rng.standard_normal((n, 2))
+    qt = np.where(plane_ok & (z_tof > 0), np.maximum(qt * dom.tof_charge_scale, 0.05), 0.0)
+    out["tof_q_l1"] = qt[:, 0].astype(np.float32)
+    out["tof_q_l2"] = qt[:, 1].astype(np.float32)
+    n_ok = plane_ok.sum(1)
+    out["tof_q_upper"] = np.where(n_ok > 0, qt.sum(1) / np.maximum(n_ok, 1), 0.0).astype(np.float32)
+    out["tof_nclus_l1"] = (plane_ok[:, 0] + rng.poisson(0.08 + 0.4 * (z_tof[:, 0] != z_l1))).astype(np.int16)
+    out["tof_nclus_l2"] = (plane_ok[:, 1] + rng.poisson(0.08 + 0.6 * (z_tof[:, 1] != z_l1)
+                                                        + 0.3 * has2 * (second_from <= 1))).astype(np.int16)
+    lower_ok = rng.random((n, 2)) < 0.97
+    out["tof_nclus_total"] = (plane_ok.sum(1) + lower_ok.sum(1)).astype(np.int16)
+
+    # ---- truth and bookkeeping
+    norm = float(weight_norm or max(n, 1))
+    out["z_primary"] = z0.astype(np.int16)
+    out["z_l1"] = z_l1.astype(np.int16)
+    out["z_inner"] = z_inner.astype(np.int16)
+    out["survived_l1"] = survived_l1
+    out["frag_layer"] = frag_layer.astype(np.int8)
+    out["domain"] = np.full(n, dom.code, np.int8)
+    out["weight"] = (np.array([ABUNDANCE[int(v)] for v in z0]) * len(zs) / norm).astype(np.float32) \
+        if n else np.zeros(0, np.float32)
+    out["run"] = np.full(n, seed_seq[0] if run is None else run, np.int32)
+    out["event"] = np.arange(first_event, first_event + n, dtype=np.int64)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ files
+def simulate_to_root(path: str | Path, n: int, z: Sequence[int] = (14, 15, 16), domain: str = "mc", seed: int = 0,
+                     config: NucleiConfig = DEFAULT_CONFIG, chunk: int = 50_000, progress: bool = True) -> Path:
+    """Simulate into a ROOT file in chunks (chunk k uses seed (seed, k)); an existing complete file is kept (resume)."""
+    from tqdm.auto import tqdm
+
+    from ..io import TreeWriter
+
+    path = Path(path)
+    zs = _check_z([z] if np.isscalar(z) else z)
+    if path.exists():
+        return path
+    with TreeWriter(path, NUCLEI) as w, tqdm(total=n, desc=path.name, unit="ev", disable=not progress,
+                                             leave=False) as bar:
+        for k, start in enumerate(range(0, max(n, 1), chunk)):
+            m = min(chunk, n - start)
+            w.extend(simulate(m, zs, domain, seed=[int(seed), k], config=config, weight_norm=n,
+                              first_event=start, run=int(seed)))
+            bar.update(m)
+    return path
+
+
+def ensure_samples(outdir: str | Path, n_per_species: int, z: Sequence[int] = GLOBAL_Z, domains=("mc", "data"),
+                   seed: int = 1, config: NucleiConfig = DEFAULT_CONFIG, progress: bool = True) -> dict:
+    """One file per (domain, species) in ``outdir`` (``{domain}_Z{z}.root``); existing files are reused (resumable).
+
+    Returns ``{(domain, z): path}``. Per-species files let a selection draw the seed's composition from them.
+    """
+    from tqdm.auto import tqdm
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    jobs = [(d, int(zz)) for d in domains for zz in _check_z(z)]
+    paths = {}
+    for d, zz in tqdm(jobs, desc="nuclei samples", disable=not progress, leave=False):
+        paths[(d, zz)] = simulate_to_root(outdir / f"{d}_Z{zz}.root", n_per_species, (zz,), d,
+                                          seed=seed * 1000 + zz, config=config, progress=False)
+    return paths
+
+
+def config_dict(config: NucleiConfig = DEFAULT_CONFIG) -> dict:
+    return asdict(config)
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """``amsnb simulate nuclei --n N --domain mc|data --seed S --out FILE.root [--z 14,15,16] [--x-l1l2 6]``."""
+    ap = argparse.ArgumentParser(prog="amsnb simulate nuclei", description="simulate heavy nuclei in the AMS tracker")
+    ap.add_argument("--n", type=int, default=10_000, help="events (species drawn uniformly from --z)")
+    ap.add_argument("--domain", default="mc", choices=["mc", "data"])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", required=True, help="output ROOT file")
+    ap.add_argument("--z", default="14,15,16", help="comma-separated primary charges, 14..26")
+    ap.add_argument("--x-l1l2", type=float, default=DEFAULT_CONFIG.x_l1l2, help="g/cm2 between L1 and L2 (5-7)")
+    args = ap.parse_args(argv)
+    try:
+        zs = [int(v) for v in args.z.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--z '{args.z}': give comma-separated integers such as 14,15,16") from None
+    cfg = replace(DEFAULT_CONFIG, x_l1l2=args.x_l1l2)
+    simulate_to_root(args.out, args.n, zs, args.domain, args.seed, cfg)
+    print(args.out)
+    return 0
+
+
+__all__ = ["NucleiConfig", "NucleiDomain", "DOMAINS", "SPECIES", "ABUNDANCE", "GLOBAL_Z", "LAYER_Z_CM", "simulate",
+           "simulate_to_root", "ensure_samples", "interaction_length", "interaction_probability", "sihver_sigma_mb",
+           "mass_number", "cli_main"]

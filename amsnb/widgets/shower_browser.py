@@ -1,0 +1,300 @@
+"""Shower browser: step through ECAL events of a sample, both views as log-scale heat maps, the longitudinal and
+lateral profiles and the event's reconstructed variables.
+
+The logic is two pure functions, :func:`select_events` and :func:`event_view` (tested without any widget); the
+:class:`ShowerBrowser` only wires ipywidgets to them. The figure is built once and its artists are mutated per
+event and blitted over a cached background, so an update takes ~10-20 ms; with ipympl (``%matplotlib widget``) the
+canvas is itself a widget, otherwise the Agg buffer is sent as a PNG to an ``Image`` widget (Voila, papermill).
+
+Stable hooks for browser tests: CSS classes ``amsnb-event-label`` (text "event 3 / 200, E = 1234.5 GeV"),
+``amsnb-reco-table``, ``amsnb-next``, ``amsnb-prev``, ``amsnb-keys`` (type n / p to step).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..ecalreco import IS_X, LAYER_X0, lateral_profile
+from ..errors import ConfigError, EmptySelectionError
+from ..schema import DOMAIN_NAMES, N_CELLS
+
+#: Variables shown in the event's table.
+TABLE_VARIABLES = ("energy", "true_energy", "rigidity", "e_over_r", "tracker_charge", "trd_llr", "track_chi2",
+                   "shower_max", "shower_alpha", "lateral_rms", "f_front", "f_rear", "f_core", "s1_s3", "s3_s5",
+                   "n_hit_cells", "n_saturated", "entry_x", "entry_y", "dxdz", "dydz")
+_LATERAL_EDGES = np.arange(0, 15.3, 0.9)
+_CLASS_NAMES = {1: "electron", 0: "proton", -1: "unknown"}
+
+
+def select_events(data: dict[str, np.ndarray], particle: str = "all", domain: str = "all",
+                  energy_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Indices of the events of one class ("all", "electron", "proton", "unknown"), domain ("all", "mc", "iss")
+    and reconstructed-energy range (GeV)."""
+    n = len(data["energy"])
+    keep = np.ones(n, bool)
+    if particle != "all":
+        codes = {v: k for k, v in _CLASS_NAMES.items()}
+        if particle not in codes:
+            raise ConfigError(f"particle='{particle}' must be one of all, {', '.join(codes)}")
+        keep &= data.get("label", np.full(n, -1)) == codes[particle]
+    if domain != "all":
+        if domain not in ("mc", "iss"):
+            raise ConfigError(f"domain='{domain}' must be all, mc or iss")
+        keep &= data.get("domain", np.zeros(n)) == (0 if domain == "mc" else 1)
+    if energy_range is not None:
+        keep &= (data["energy"] >= energy_range[0]) & (data["energy"] <= energy_range[1])
+    return np.flatnonzero(keep)
+
+
+def first_event(data: dict[str, np.ndarray], particle: str = "all", energy_range=None,
+                central_cm: float | None = 20.0) -> int:
+    """Index of the first event of a class in an energy range entering within ``central_cm`` of the ECAL centre
+    (0 if there is none, e.g. unlabeled data)."""
+    idx = select_events(data, particle, "all", energy_range)
+    if central_cm is not None and len(idx):
+        central = (np.abs(data["entry_x"][idx]) < central_cm) & (np.abs(data["entry_y"][idx]) < central_cm)
+        idx = idx[central] if central.any() else idx
+    return int(idx[0]) if len(idx) else 0
+
+
+def event_label(position: int, total: int, energy: float) -> str:
+    """The readout text: ``event 3 / 200, E = 1234.5 GeV`` (1-based position within the selection)."""
+    return f"event {position + 1} / {total}, E = {energy:.1f} GeV"
+
+
+def event_view(data: dict[str, np.ndarray], index: int) -> dict:
+    """Everything the browser draws for event ``index``: the x- and y-view images (layers x cells, MeV), the
+    longitudinal profile (energy fraction per layer), the lateral profile, and the table of variables."""
+    img = np.asarray(data["ecal_edep"][index], np.float32)
+    reco = {k: np.asarray(data[k][index:index + 1]) for k in ("entry_x", "entry_y", "dxdz", "dydz")}
+    centres, lat = lateral_profile(img[None], reco, _LATERAL_EDGES)
+    total = float(img.sum())
+    rows = [(k, float(data[k][index])) for k in TABLE_VARIABLES if k in data]
+    label = int(data["label"][index]) if "label" in data else -1
+    dom = DOMAIN_NAMES.get(int(data["domain"][index]), "?") if "domain" in data else "?"
+    return {
+        "x_view": img[IS_X], "y_view": img[~IS_X],
+        "longitudinal": img.sum(1) / total if total > 0 else np.zeros(len(img)),
+        "lateral": (centres, lat),
+        "table": rows,
+        "title": f"{_CLASS_NAMES.get(label, '?')}, {dom}, run {int(data['run'][index]) if 'run' in data else 0} "
+                 f"event {int(data['event'][index]) if 'event' in data else index}",
+        "energy": float(data["energy"][index]),
+    }
+
+
+def table_html(rows) -> str:
+    cells = "".join(f"<tr><td>{k}</td><td style='text-align:right'>{v:.4g}</td></tr>" for k, v in rows)
+    return f"<table class='amsnb-reco-vars' style='font-size:11px'>{cells}</table>"
+
+
+def _load(data, n: int, seed: int, energy_range) -> dict[str, np.ndarray]:
+    if data is None or (isinstance(data, str) and not data):
+        from ..sim.ecal import simulate
+
+        parts = [simulate(n // 4, part, dom, seed=[seed, i], energy_range=energy_range)
+                 for i, (part, dom) in enumerate([("electron", "mc"), ("proton", "mc"), ("electron", "iss"),
+                                                  ("proton", "iss")])]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if isinstance(data, (str, os.PathLike)):
+        from .. import io
+
+        return io.read(Path(data), max_events=n if n else None)
+    if isinstance(data, dict):
+        if "ecal_edep" not in data or "energy" not in data:
+            raise ConfigError("ShowerBrowser data needs at least the 'ecal_edep' and 'energy' arrays")
+        return data
+    raise ConfigError(f"ShowerBrowser data must be a ROOT file path, a dict of arrays or None, not {type(data)}")
+
+
+class ShowerBrowser:
+    """Interactive event browser. ``ShowerBrowser(data)`` with ``data`` a dict of schema arrays, a ROOT file path,
+    or None (simulate ``n`` events on the fly: electrons and protons, MC and ISS-like)."""
+
+    def __init__(self, data=None, *, n: int = 200, seed: int = 1, energy_range: tuple[float, float] = (200.0, 2000.0),
+                 use_widget_canvas: bool | None = None, blit: bool | None = None):
+        self.data = _load(data, n, seed, energy_range)
+        if len(self.data["energy"]) == 0:
+            raise EmptySelectionError("ShowerBrowser: the sample has no events")
+        self.selection = select_events(self.data)
+        self.position = 0
+        self._build_figure(use_widget_canvas)
+        self.blit = True if blit is None else blit
+        self._background = None
+        if self.blit:  # redraw only the changing artists over a cached background (~10x faster than a full draw)
+            for artist in self._artists:
+                artist.set_animated(True)
+            self.fig.canvas.mpl_connect("draw_event", self._cache_background)
+        self._build_widgets()
+        self.show(0)
+
+    # ---------------------------------------------------------------- figure (built once, artists mutated)
+    def _build_figure(self, use_widget_canvas):
+        import matplotlib
+
+        backend = matplotlib.get_backend().lower()
+        self.widget_canvas = ("ipympl" in backend or "widget" in backend) if use_widget_canvas is None \
+            else use_widget_canvas
+        from matplotlib.colors import LogNorm
+
+        if self.widget_canvas:
+            import matplotlib.pyplot as plt
+
+            with plt.ioff():
+                fig = plt.figure(figsize=(10, 6.5))
+            fig.canvas.header_visible = False
+        else:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=(10, 6.5), dpi=80)  # 800 x 520 px: the PNG per event stays small and fast
+            FigureCanvasAgg(fig)
+        gs = fig.add_gridspec(2, 2, height_ratios=(1, 1))
+        self.ax_x, self.ax_y = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
+        self.ax_long, self.ax_lat = fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])
+        norm = LogNorm(vmin=1.0, vmax=2e5)  # fixed: 1 MeV .. above the 169 GeV cell saturation
+        self.im_x = self.ax_x.imshow(np.full((int(IS_X.sum()), N_CELLS), np.nan), aspect="auto", norm=norm,
+                                     cmap="viridis", interpolation="nearest")
+        self.im_y = self.ax_y.imshow(np.full((int((~IS_X).sum()), N_CELLS), np.nan), aspect="auto", norm=norm,
+                                     cmap="viridis", interpolation="nearest")
+        fig.colorbar(self.im_y, ax=[self.ax_x, self.ax_y], label="MeV", shrink=0.9)
+        for ax, v in ((self.ax_x, "x"), (self.ax_y, "y")):
+            ax.set_xlabel(f"cell ({v} view)")
+            ax.set_ylabel("layer")
+        depth = (np.arange(18) + 0.5) * LAYER_X0
+        (self.line_long,) = self.ax_long.plot(depth, np.zeros(18), "o-", ms=3)
+        self.ax_long.set_xlabel(r"depth [$X_0$]")
+        self.ax_long.set_ylabel("energy fraction")
+        self.ax_long.set_ylim(1e-4, 1)
+        self.ax_long.set_yscale("log")
+        centres = 0.5 * (_LATERAL_EDGES[1:] + _LATERAL_EDGES[:-1])
+        (self.line_lat,) = self.ax_lat.step(centres, np.full(len(centres), 1e-5), where="mid")
+        self.ax_lat.set_yscale("log")
+        self.ax_lat.set_ylim(1e-5, 1)
+        self.ax_lat.set_xlabel("distance to axis [cm]")
+        self.ax_lat.set_ylabel("energy fraction")
+        self.title = fig.suptitle("")
+        fig.subplots_adjust(hspace=0.35, wspace=0.3, right=0.82)
+        self.fig = fig
+        self._artists = (self.im_x, self.im_y, self.line_long, self.line_lat, self.title)
+
+    def _build_widgets(self):
+        import ipywidgets as w
+
+        d = self.data
+        emin, emax = float(np.min(d["energy"])), float(np.max(d["energy"]))
+        self.w_class = w.Dropdown(options=["all", "electron", "proton", "unknown"], value="all", description="class")
+        self.w_domain = w.Dropdown(options=["all", "mc", "iss"], value="all", description="domain")
+        self.w_energy = w.FloatRangeSlider(value=(emin, emax), min=emin, max=max(emax, emin + 1), step=1.0,
+                                           description="E [GeV]", continuous_update=False,
+                                           layout=w.Layout(width="420px"))
+        self.w_prev = w.Button(description="◀ prev", tooltip="previous event (key p)")
+        self.w_next = w.Button(description="next ▶", tooltip="next event (key n)")
+        self.w_keys = w.Text(value="", placeholder="type n / p", description="keys", layout=w.Layout(width="160px"))
+        self.w_label = w.Label(value="")
+        self.w_table = w.HTML(value="")
+        for widget, css in ((self.w_label, "amsnb-event-label"), (self.w_table, "amsnb-reco-table"),
+                            (self.w_next, "amsnb-next"), (self.w_prev, "amsnb-prev"), (self.w_keys, "amsnb-keys"),
+                            (self.w_class, "amsnb-class"), (self.w_domain, "amsnb-domain"),
+                            (self.w_energy, "amsnb-energy")):
+            widget.add_class(css)
+        self.w_prev.on_click(lambda _: self.step(-1))
+        self.w_next.on_click(lambda _: self.step(+1))
+        self.w_keys.observe(self._on_key, names="value")
+        for ctl in (self.w_class, self.w_domain, self.w_energy):
+            ctl.observe(self._on_filter, names="value")
+        # without ipympl the Agg buffer is shipped as a PNG to an Image widget (ipympl's canvas does not render
+        # under this project's Voila: its initial image state arrives broken, see widgets/threshold_tuner)
+        self.image = None if self.widget_canvas else w.Image(format="png", layout=w.Layout(width="760px"))
+        if self.image is not None:
+            self.image.add_class("amsnb-shower-figure")
+        canvas = self.fig.canvas if self.widget_canvas else self.image
+        controls = w.HBox([self.w_class, self.w_domain, self.w_energy])
+        nav = w.HBox([self.w_prev, self.w_next, self.w_keys, self.w_label])
+        self.widget = w.VBox([controls, nav, w.HBox([canvas, self.w_table])])
+
+    # ---------------------------------------------------------------- behaviour
+    def _on_key(self, change):
+        text = change["new"]
+        if not text:
+            return
+        key = text[-1].lower()
+        self.w_keys.value = ""
+        if key in ("n", "j", " ", "+"):
+            self.step(+1)
+        elif key in ("p", "k", "-"):
+            self.step(-1)
+
+    def _on_filter(self, _change=None):
+        self.filter(self.w_class.value, self.w_domain.value, tuple(self.w_energy.value))
+
+    def filter(self, particle: str = "all", domain: str = "all", energy_range=None) -> int:
+        """Restrict the browsed events; returns how many remain (the view shows the first)."""
+        self.selection = select_events(self.data, particle, domain, energy_range)
+        self.position = 0
+        if len(self.selection):
+            self.show(0)
+        else:
+            self.w_label.value = f"no event: {particle}, {domain}, E in {energy_range}"
+        return len(self.selection)
+
+    def step(self, delta: int) -> None:
+        if len(self.selection):
+            self.show((self.position + delta) % len(self.selection))
+
+    def show(self, position: int) -> dict:
+        """Display the event at ``position`` of the current selection; returns its view (for tests)."""
+        self.position = int(position)
+        view = event_view(self.data, int(self.selection[self.position]))
+        self.im_x.set_data(np.ma.masked_less_equal(view["x_view"], 0))
+        self.im_y.set_data(np.ma.masked_less_equal(view["y_view"], 0))
+        self.line_long.set_ydata(np.clip(view["longitudinal"], 1e-4, None))
+        self.line_lat.set_ydata(np.clip(view["lateral"][1], 1e-5, None))
+        self.title.set_text(view["title"])
+        if hasattr(self, "w_label"):
+            self.w_label.value = event_label(self.position, len(self.selection), view["energy"])
+            self.w_table.value = table_html(view["table"])
+            self._redraw()
+        return view
+
+    def _cache_background(self, _event=None):
+        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        self._draw_artists()
+
+    def _draw_artists(self):
+        for artist in self._artists:
+            self.fig.draw_artist(artist)
+
+    def _redraw(self):
+        canvas = self.fig.canvas
+        if self.blit:
+            if self._background is None:
+                canvas.draw()  # full draw once; the draw_event caches the background
+            else:
+                canvas.restore_region(self._background)
+                self._draw_artists()
+                canvas.blit(self.fig.bbox)
+        elif self.widget_canvas:
+            canvas.draw_idle()
+        else:
+            canvas.draw()
+        if self.image is not None:
+            self.image.value = self.png()
+
+    def png(self) -> bytes:
+        """The current Agg buffer as PNG bytes (fast zlib level 1)."""
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(self.fig.canvas.buffer_rgba())).save(buf, format="png", compress_level=1)
+        return buf.getvalue()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
