@@ -1,0 +1,164 @@
+"""Training cache: a set's ROOT file converted once to memory-mapped ``.npy`` arrays, reused across epochs and runs.
+
+Re-reading ROOT every epoch would starve the model (``../shared/measured.md``: uproot reads ~25-46k events/s of
+18x72 images, ``np.load`` of the same ~1.35M events/s). A cache folder ``<cache_dir>/<set>/`` holds
+``images.npy`` (N, 1, 18, 72) in MeV (float32, or float16 to halve disk and page cache: float16 keeps 3 significant
+digits up to 65504 MeV, ADC saturation is ~169 GeV per cell, so float16 clips the hottest TeV cells; use float32
+above ~1 TeV), ``label``, ``weight``, ``domain``, ``energy``, ``run``, ``event`` and a ``meta.json`` that ties it to
+the source file (path, size, mtime): a changed ROOT file rebuilds the cache, an unchanged one is reused.
+Conversion is chunked (bounded memory), shows a progress bar and writes ``.part`` files renamed at the end, so an
+interrupted conversion is redone rather than half-used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, InputFileError
+from .schema import ECAL, N_CELLS, N_LAYERS
+
+COLUMNS = ("label", "weight", "domain", "energy", "run", "event")
+FORMAT_VERSION = 1
+
+
+def _source_id(path: Path, max_events) -> dict:
+    st = path.stat()
+    return {"source": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "max_events": max_events,
+            "format": FORMAT_VERSION}
+
+
+def build_cache(root_file: str | os.PathLike, cache_dir: str | os.PathLike, dtype: str = "float32",
+                max_events: int | None = None, progress: bool = True, name: str | None = None) -> Path:
+    """Convert ``root_file`` (ECAL schema) into ``cache_dir/<name>/``; returns that folder (reused if current)."""
+    from tqdm.auto import tqdm
+
+    from . import io
+
+    path = Path(root_file)
+    if not path.exists():
+        raise InputFileError(f"{path}: no such ROOT file to cache; run notebook 02 (amsnb.datasets) or pass a path")
+    if dtype not in ("float32", "float16"):
+        raise ConfigError(f"cache dtype='{dtype}': use 'float32' or 'float16'")
+    out = Path(cache_dir) / (name or path.stem)
+    ident = dict(_source_id(path, max_events), dtype=dtype)
+    meta_path = out / "meta.json"
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if {k: old.get(k) for k in ident} == ident:
+            return out
+    out.mkdir(parents=True, exist_ok=True)
+    n_total = io.num_entries(path)
+    n = n_total if max_events is None else min(n_total, int(max_events))
+    images = np.lib.format.open_memmap(out / "images.npy.part", mode="w+", dtype=dtype, shape=(n, 1, N_LAYERS, N_CELLS))
+    cols = {c: np.empty(n, ECAL[c].np_dtype) for c in COLUMNS}
+    done = 0
+    with tqdm(total=n, desc=f"cache {path.name}", unit="ev", disable=not progress, leave=False) as bar:
+        for chunk in io.iterate(path, ECAL, branches=("ecal_edep",) + COLUMNS):
+            k = min(len(chunk["event"]), n - done)
+            if k <= 0:
+                break
+            images[done:done + k, 0] = chunk["ecal_edep"][:k].astype(dtype)
+            for c in COLUMNS:
+                cols[c][done:done + k] = chunk[c][:k]
+            done += k
+            bar.update(k)
+    images.flush()
+    del images
+    if done != n:
+        raise InputFileError(f"{path}: expected {n} events, read {done}; the file changed while caching, rerun")
+    os.replace(out / "images.npy.part", out / "images.npy")
+    for c, v in cols.items():
+        np.save(out / f"{c}.npy", v)
+    meta = dict(ident, n=n, columns=list(COLUMNS), image_shape=[1, N_LAYERS, N_CELLS], unit="MeV",
+                n_electron=int((cols["label"] == 1).sum()), n_proton=int((cols["label"] == 0).sum()))
+    meta_path.write_text(json.dumps(meta, indent=2))
+    return out
+
+
+class EcalCache:
+    """Read side of a cache folder: memory-mapped images + small columns (all numpy)."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        meta = self.folder / "meta.json"
+        if not meta.exists():
+            raise InputFileError(f"{self.folder}: not a training cache (no meta.json); build it with "
+                                 "amsnb.cache.build_cache")
+        self.meta = json.loads(meta.read_text())
+        self.images = np.load(self.folder / "images.npy", mmap_mode="r")
+        self.columns = {c: np.load(self.folder / f"{c}.npy") for c in COLUMNS}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getstate__(self):
+        """DataLoader workers get the folder, not a pickled copy of the memory map; they re-open it."""
+        return {"folder": self.folder}
+
+    def __setstate__(self, state):
+        self.__init__(state["folder"])
+
+
+class EcalDataset:
+    """torch Dataset over a cache: items ``{"x": (1, 18, 72) float32 MeV, "y", "w", "domain"}``.
+
+    ``indices`` selects a subset (a split); ``use_weight`` passes the file's flux weights as ``w`` (default 1:
+    the seed trains with class weights for the e/p imbalance, not flux weights); ``unlabeled`` sets y = -1
+    (a DANN target set).
+    """
+
+    def __init__(self, cache: EcalCache | str | os.PathLike, indices=None, use_weight: bool = False,
+                 unlabeled: bool = False):
+        self.cache = cache if isinstance(cache, EcalCache) else EcalCache(cache)
+        n = len(self.cache)
+        self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
+        if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= n):
+            raise ConfigError(f"{self.cache.folder}: indices out of range [0, {n})")
+        cols = self.cache.columns
+        self.labels = np.full(len(self.indices), -1, np.int64) if unlabeled else \
+            cols["label"][self.indices].astype(np.int64)
+        self.weights = cols["weight"][self.indices].astype(np.float32) if use_weight else \
+            np.ones(len(self.indices), np.float32)
+        self.domains = cols["domain"][self.indices].astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        j = self.indices[i]
+        x = torch.from_numpy(np.array(self.cache.images[j], dtype=np.float32))
+        return {"x": x, "y": int(self.labels[i]), "w": float(self.weights[i]), "domain": int(self.domains[i])}
+
+    def column(self, name: str) -> np.ndarray:
+        """A cache column (label, weight, domain, energy, run, event) for this subset, e.g. for score files."""
+        if name not in self.cache.columns:
+            raise ConfigError(f"column '{name}' not in the cache; columns: {', '.join(COLUMNS)}")
+        return self.cache.columns[name][self.indices]
+
+    def split(self, fraction: float, seed: int = 0) -> tuple[EcalDataset, EcalDataset]:
+        """Two disjoint random subsets (fraction, 1 - fraction), e.g. a validation half of mc_high."""
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(len(self.indices))
+        k = int(round(fraction * len(perm)))
+        a, b = np.sort(self.indices[perm[:k]]), np.sort(self.indices[perm[k:]])
+        unl = bool((self.labels == -1).all()) and len(self.labels) > 0
+        use_w = not np.all(self.weights == 1)
+        return (EcalDataset(self.cache, a, use_w, unl), EcalDataset(self.cache, b, use_w, unl))
+
+    def subset(self, n: int | None, seed: int = 0) -> EcalDataset:
+        """At most ``n`` random events (all if None), keeping their order."""
+        if n is None or n >= len(self):
+            return self
+        return self.split(n / len(self), seed)[0]
+
+    def sample_images(self, n: int = 16, seed: int = 0) -> np.ndarray:
+        """``n`` random images (float32 MeV) of this subset, e.g. real inputs for the ONNX check."""
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(len(self.indices), min(n, len(self.indices)), replace=False))
+        return np.asarray(self.cache.images[self.indices[pick]], dtype=np.float32)

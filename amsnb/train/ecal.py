@@ -1,0 +1,159 @@
+"""The ECAL e/p experiment of seed 000 around :func:`fit`: sets -> caches -> datasets, model tags, scores, diagnostics.
+
+Seed 000's grid: train on ``mc_low`` (0.2-1 TeV) or ``mc_high`` (1-2 TeV), validate (early stopping) on MC
+(a split of ``mc_high``) or on the labeled ISS validation set ``iss_val``, with or without domain adaptation to the
+unlabeled ``iss_target``; evaluate on ``mc_test``, ``iss_val``, ``iss_test`` (and score ``iss_target``).
+Notebook 04 is a thin story over these functions; every output name derives from :func:`model_tag`, so a sweep
+of the notebook writes distinct models and score files into one workdir.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..workdir import Workdir
+
+TRAIN_SETS = ("mc_low", "mc_high")
+VAL_SETS = {"mc": "mc_high", "iss": "iss_val"}
+EVAL_SETS = ("mc_test", "iss_val", "iss_test", "iss_target")
+#: Fraction of mc_high held out for validation when val_set = "mc".
+MC_VAL_FRACTION = 0.2
+
+
+def model_tag(model: str, preset: str, use_da: bool, train_set: str = "mc_high", val_set: str = "iss") -> str:
+    """``cvt_tiny_da``, ``coatnet_tiny``, ``cnn_small_da_mclow_valmc``: defaults (mc_high, iss) add nothing."""
+    tag = f"{model}_{preset}" + ("_da" if use_da else "")
+    if train_set != "mc_high":
+        tag += "_" + train_set.replace("_", "")
+    if val_set != "iss":
+        tag += f"_val{val_set}"
+    return tag
+
+
+@dataclass
+class EcalData:
+    train: object
+    val: object
+    target: object
+    evaluation: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+
+
+def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_set: str = "iss",
+            max_train_events: int | None = None, seed: int = 1, cache_dtype: str = "float32",
+            progress: bool = True) -> EcalData:
+    """Cache the selected sets (``wd/cache``) and build the train / validation / target / evaluation datasets."""
+    from ..cache import EcalDataset, build_cache
+
+    if train_set not in TRAIN_SETS:
+        raise ConfigError(f"train_set='{train_set}': use one of {', '.join(TRAIN_SETS)}")
+    if val_set not in VAL_SETS:
+        raise ConfigError(f"val_set='{val_set}': use 'mc' (a split of mc_high) or 'iss' (iss_val)")
+    needed = {train_set, VAL_SETS[val_set], "iss_target", *EVAL_SETS}
+    missing = sorted(n for n in needed if n not in sets)
+    if missing:
+        raise ConfigError(f"sets {missing} are missing from ensure_ecal_sets' output; rerun notebook 02")
+    cache_dir = wd.path / "cache"
+    folders = {n: build_cache(sets[n], cache_dir, dtype=cache_dtype, progress=progress) for n in sorted(needed)}
+    train = EcalDataset(folders[train_set])
+    if val_set == "mc":
+        mc_val, mc_rest = EcalDataset(folders["mc_high"]).split(MC_VAL_FRACTION, seed=seed)
+        val = mc_val
+        if train_set == "mc_high":
+            train = mc_rest
+    else:
+        val = EcalDataset(folders["iss_val"])
+    train = train.subset(max_train_events, seed=seed)
+    target = EcalDataset(folders["iss_target"], unlabeled=True)
+    evaluation = {n: EcalDataset(folders[n], unlabeled=(n == "iss_target")) for n in EVAL_SETS}
+    counts = {"train": _count(train), "val": _count(val), "target": len(target)}
+    return EcalData(train, val, target, evaluation, counts)
+
+
+def _count(ds) -> dict[str, int]:
+    return {"electrons": int((ds.labels == 1).sum()), "protons": int((ds.labels == 0).sum())}
+
+
+def write_scores(wd: Workdir, tag: str, model, evaluation: dict, device: str = "cpu", batch_size: int = 512,
+                 efficiency: float = 0.9) -> dict[str, dict]:
+    """Score every evaluation set into ``scores/<tag>/<set>.root`` and summarise rejection and AUC per set."""
+    from sklearn.metrics import roc_auc_score
+
+    from .. import scores
+    from ..metrics import rejection_at_efficiency
+    from .trainer import predict
+
+    summary = {}
+    for name, ds in evaluation.items():
+        pred = predict(model, ds, batch_size, device)
+        scores.write_scores(scores.score_path(wd, tag, name), run=ds.column("run"), event=ds.column("event"),
+                            label=ds.column("label"), energy=ds.column("energy"), weight=ds.column("weight"),
+                            score=pred["score"].astype(np.float32))
+        lab = ds.column("label")
+        m = lab >= 0
+        info = {"n_events": int(len(lab))}
+        if m.any():
+            info.update(n_electrons=int((lab == 1).sum()), n_protons=int((lab == 0).sum()))
+        if m.any() and len(np.unique(lab[m])) == 2:
+            rp = rejection_at_efficiency(pred["score"][m], lab[m], efficiency=efficiency)
+            info.update(rejection=rp.rejection, rejection_lo=rp.rejection_lo, rejection_hi=rp.rejection_hi,
+                        rejection_is_lower_limit=bool(rp.is_lower_limit), threshold=rp.threshold,
+                        auc=float(roc_auc_score(lab[m], pred["score"][m])))
+        summary[name] = info
+    return summary
+
+
+def domain_study(model, source, target, device: str = "cpu", seed: int = 0, head_trained: bool = True) -> dict:
+    """Domain diagnostics on held-out sets (e.g. mc_test vs iss_test, both 1-2 TeV, so only the domain differs):
+    the model's domain head (only if it was trained, i.e. with DA), a logistic-regression probe on the features,
+    and the 2-D PCA projection."""
+    from .diagnostics import domain_head_separation, feature_separation, pca_projection
+    from .trainer import predict
+
+    ps = predict(model, source, 512, device, features=True)
+    pt = predict(model, target, 512, device, features=True)
+    if not head_trained:
+        ps["domain_score"] = pt["domain_score"] = np.full(1, np.nan)
+    out = {**domain_head_separation(ps["domain_score"], pt["domain_score"]),
+           **feature_separation(ps["features"], pt["features"], seed=seed)}
+    s2, t2, evr = pca_projection(ps["features"], pt["features"], seed=seed)
+    return {"metrics": out, "pca_source": s2, "pca_target": t2, "pca_explained": evr,
+            "source_scores": ps, "target_scores": pt}
+
+
+def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, config, callbacks=None,
+                seed: int = 1):
+    """Build ``model``/``preset`` with seed ``seed`` and :func:`fit` it into ``models/<tag>/train`` (resumes there;
+    a finished run returns at once with its best weights)."""
+    import torch
+
+    from ..models import build
+    from .trainer import fit
+
+    torch.manual_seed(seed)
+    net = build(model, preset)
+    return fit(net, data.train, data.val, data.target if config.use_da else None, config,
+               wd.models / tag / "train", callbacks=callbacks)
+
+
+def load_scores(wd: Workdir, tag: str, sets=EVAL_SETS) -> dict[str, dict[str, np.ndarray]]:
+    """The score files of one model tag, {set: arrays}."""
+    from .. import scores
+
+    return {s: scores.read_scores(scores.score_path(wd, tag, s)) for s in sets}
+
+
+def publish(wd: Workdir, tag: str, result, model: str, preset: str, data: EcalData, device: str = "cpu",
+            extra: dict | None = None, seed: int = 0) -> tuple[dict, dict]:
+    """Export ``models/<tag>/`` (safetensors + config + ONNX, checked on real showers) and write its score files;
+    returns (export summary, per-set score summary)."""
+    from ..export import export_model
+
+    export = export_model(wd.models / tag, result.model, model, preset, extra={"tag": tag, **(extra or {})},
+                          real_inputs=data.evaluation["iss_test"].sample_images(32, seed))
+    result.model.to(device)
+    return export, write_scores(wd, tag, result.model, data.evaluation, device)

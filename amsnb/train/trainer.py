@@ -1,0 +1,570 @@
+"""Model-agnostic supervised / domain-adversarial training with resumable checkpoints (``fit``).
+
+One code path: with ``use_da=False`` it is ordinary weighted cross-entropy training; with ``use_da=True`` each
+step also draws a batch of the (unlabeled) target set and adds the domain loss on the source and target batches,
+with the gradient reversed into the feature extractor (Ganin & Lempitsky 2015; lambda schedule in ``grl``).
+
+Determinism and resume: the event order of epoch ``e`` is a permutation seeded by (seed, e), and the checkpoint
+written after every epoch holds weights, optimizer moments, scheduler and RNG states, so a killed run continues
+to the same weights as an uninterrupted one. Under torchrun (``WORLD_SIZE`` > 1) every rank takes an equal slice of
+the same global batch and the losses are normalised by the *global* batch weight, so DDP's averaged gradient
+equals the single-process gradient (exactly, up to summation order, for models without BatchNorm/dropout).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError, EmptySelectionError
+from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from .grl import lambda_at
+
+METRIC_MODES = {"rejection": "max", "auc": "max", "val_loss": "min", "val_acc": "max"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as JSON beside the checkpoints)."""
+
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"  # cosine (to lr_min_factor*lr over the run) | constant
+    lr_min_factor: float = 0.05
+    warmup_steps: int = 0
+    class_weights: str | tuple[float, ...] = "balanced"  # balanced | none | explicit per class
+    use_da: bool = False
+    lambda_schedule: str = "ganin"  # ganin | constant
+    lambda_max: float = 1.0
+    domain_weight: float = 1.0
+    early_stopping_metric: str = "rejection"  # rejection | auc | val_loss | val_acc | a key of metric_fn's dict
+    patience: int = 3
+    efficiency: float = 0.9  # electron efficiency of the rejection metric (seed 000)
+    device: str = "cpu"  # cpu | cuda | auto
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True  # on CUDA for 4-D image inputs
+    num_workers: int = 0
+    cpu_threads: int | None = None  # torch CPU threads (None: torch's default); 1 avoids oversubscription on a
+    #                                 shared machine (benchmarks/bench_train.py measures both)
+    eval_batch_size: int = 512
+    max_steps_per_epoch: int | None = None
+    seed: int = 1
+    progress: bool = True
+    resume: bool = True
+    stop_after_epoch: int | None = None  # end this call after that epoch (time-sliced runs); a later call resumes
+    restore_best: bool = True  # end with the best epoch's weights (False: the last epoch's)
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"TrainConfig: epochs={self.epochs}, batch_size={self.batch_size} must be >= 1")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ConfigError(f"TrainConfig.lr_schedule='{self.lr_schedule}': use 'cosine' or 'constant'")
+        if self.lambda_schedule not in ("ganin", "constant"):
+            raise ConfigError(f"TrainConfig.lambda_schedule='{self.lambda_schedule}': use 'ganin' or 'constant'")
+        if isinstance(self.class_weights, list):
+            self.class_weights = tuple(self.class_weights)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - names)
+        if bad:
+            raise ConfigError(f"TrainConfig: unknown key(s) {bad}; valid: {', '.join(sorted(names))}")
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_metric: float
+    stopped_early: bool
+    finished: bool
+    outdir: Path
+    config: TrainConfig = field(repr=False, default=None)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device='{name}' but no CUDA device is visible; use device='cpu' or 'auto'")
+    return torch.device(name)
+
+
+def default_collate(items: list[dict]) -> dict:
+    """Stack dict items; ``x`` that are torch_geometric ``Data`` objects become a PyG ``Batch``."""
+    x0 = items[0]["x"]
+    if isinstance(x0, torch.Tensor):
+        x = torch.stack([it["x"] for it in items])
+    else:
+        from torch_geometric.data import Batch
+
+        x = Batch.from_data_list([it["x"] for it in items])
+    out = {"x": x, "y": torch.tensor([int(it["y"]) for it in items], dtype=torch.long)}
+    out["w"] = torch.tensor([float(it.get("w", 1.0)) for it in items], dtype=torch.float32)
+    out["domain"] = torch.tensor([int(it.get("domain", 0)) for it in items], dtype=torch.long)
+    return out
+
+
+def to_device(batch, device: torch.device, channels_last: bool = False):
+    """Move a batch (tensors, PyG batches, and dicts/lists of them) to ``device``; 4-D image ``x`` optionally
+    channels-last."""
+    if isinstance(batch, dict):
+        out = {k: to_device(v, device) for k, v in batch.items()}
+        x = out.get("x")
+        if channels_last and isinstance(x, torch.Tensor) and x.ndim == 4:
+            out["x"] = x.contiguous(memory_format=torch.channels_last)
+        return out
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    if hasattr(batch, "to"):
+        return batch.to(device, non_blocking=True)
+    return batch
+
+
+def _weights_of(batch: dict) -> torch.Tensor:
+    w = batch.get("w")
+    return w.float() if w is not None else torch.ones(len(batch["y"]), device=batch["y"].device)
+
+
+def dist_info() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,
+                  shuffle: bool = True, stream: int = 0) -> list[list[int]]:
+    """This rank's index lists for one epoch: global batches of ``batch_size`` from a (seed, epoch) permutation,
+    each split into ``world`` equal contiguous slices. A last global batch smaller than ``world`` is dropped."""
+    if batch_size % world:
+        raise ConfigError(f"batch_size={batch_size} must be a multiple of the number of processes ({world})")
+    order = np.random.default_rng([seed, epoch, stream]).permutation(n) if shuffle else np.arange(n)
+    out = []
+    for start in range(0, n, batch_size):
+        gb = order[start:start + batch_size]
+        if len(gb) < world:
+            break
+        out.append(np.array_split(gb, world)[rank].tolist())
+    return out
+
+
+def dataset_labels(ds) -> np.ndarray:
+    labels = getattr(ds, "labels", None)
+    if labels is not None:
+        return np.asarray(labels)
+    return np.array([int(ds[i]["y"]) for i in range(len(ds))])
+
+
+def class_weight_tensor(spec, labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """``balanced``: w_c = N / (n_classes N_c) over labeled events (seed 000: weighted CE for the imbalance)."""
+    if spec == "none":
+        return torch.ones(n_classes)
+    if spec == "balanced":
+        lab = labels[labels >= 0]
+        counts = np.bincount(lab, minlength=n_classes).astype(float)
+        if (counts == 0).any():
+            raise EmptySelectionError(f"training set has no events of class(es) {np.flatnonzero(counts == 0)}; "
+                                      "class_weights='balanced' needs every class (or pass explicit weights)")
+        return torch.tensor(len(lab) / (n_classes * counts), dtype=torch.float32)
+    w = torch.tensor(spec, dtype=torch.float32)
+    if w.numel() != n_classes:
+        raise ConfigError(f"class_weights={spec}: need {n_classes} values, one per class")
+    return w
+
+
+def _allsum(x: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        x = x.clone()
+        torch.distributed.all_reduce(x)
+    return x
+
+
+def weighted_ce(logits, y, w, cw, world: int = 1):
+    """sum_i w_i cw[y_i] CE_i / (global sum of w_i cw[y_i]); labels -1 are ignored. Scaled by ``world`` because
+    DDP averages gradients over ranks."""
+    mask = y >= 0
+    yy = y.clamp(min=0)
+    ww = w * cw.to(logits.device)[yy] * mask
+    ce = F.cross_entropy(logits.float(), yy, reduction="none")
+    denom = _allsum(ww.sum().detach(), world).clamp(min=1e-12)
+    return (ww * ce).sum() * world / denom
+
+
+class _Loader:
+    """A DataLoader over precomputed index lists (batch_sampler), so the order is ours and resumable."""
+
+    def __init__(self, ds, batches, collate_fn, cfg: TrainConfig, pin: bool):
+        self.dl = torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=collate_fn,
+                                              num_workers=cfg.num_workers, pin_memory=pin,
+                                              persistent_workers=False)
+
+    def __iter__(self):
+        return iter(self.dl)
+
+    def __len__(self):
+        return len(self.dl)
+
+
+def _model_out(model, x, lambda_):
+    out = model(x, lambda_=lambda_)
+    if isinstance(out, torch.Tensor):
+        out = {"logits": out, "domain_logits": None, "features": None}
+    return out
+
+
+@torch.no_grad()
+def predict(model: nn.Module, ds, batch_size: int = 512, device: str | torch.device = "cpu",
+            collate_fn: Callable | None = None, features: bool = False, progress: bool = False,
+            num_workers: int = 0) -> dict[str, np.ndarray]:
+    """Scores of a dataset: ``score`` = P(class 1) (electron), ``domain_score`` = P(target) of the domain head,
+    ``label``, ``weight`` and optionally ``features``; in dataset order."""
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    collate_fn = collate_fn or default_collate
+    was_training = model.training
+    model.eval()
+    batches = [list(range(i, min(i + batch_size, len(ds)))) for i in range(0, len(ds), batch_size)]
+    dl = torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=collate_fn, num_workers=num_workers)
+    out: dict[str, list] = {"score": [], "domain_score": [], "label": [], "weight": [], "loss_terms": []}
+    feats = []
+    for batch in tqdm(dl, desc="predict", disable=not progress, leave=False):
+        batch = to_device(batch, device)
+        o = _model_out(model, batch["x"], 0.0)
+        logits = o["logits"].float()
+        out["score"].append(torch.softmax(logits, 1)[:, 1].cpu().numpy())
+        d = o.get("domain_logits")
+        out["domain_score"].append(torch.softmax(d.float(), 1)[:, 1].cpu().numpy() if d is not None
+                                   else np.full(len(logits), np.nan, np.float32))
+        out["label"].append(batch["y"].long().cpu().numpy())
+        out["weight"].append(_weights_of(batch).cpu().numpy())
+        y = batch["y"].long()
+        ce = F.cross_entropy(logits, y.clamp(min=0), reduction="none") * (y >= 0)
+        out["loss_terms"].append(ce.cpu().numpy())
+        if features and o.get("features") is not None:
+            feats.append(o["features"].float().cpu().numpy())
+    model.train(was_training)
+    res = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in out.items()}
+    if features:
+        res["features"] = np.concatenate(feats) if feats else np.zeros((0, 0))
+    return res
+
+
+def default_metrics(pred: dict[str, np.ndarray], efficiency: float = 0.9) -> dict[str, float]:
+    """Validation metrics: loss, accuracy, ROC AUC and the proton rejection at ``efficiency`` (amsnb.metrics)."""
+    from sklearn.metrics import roc_auc_score
+
+    from ..metrics import rejection_at_efficiency
+
+    lab = pred["label"]
+    m = lab >= 0
+    out = {"val_loss": float(pred["loss_terms"][m].mean()) if m.any() else float("nan"),
+           "val_acc": float(((pred["score"][m] >= 0.5) == (lab[m] == 1)).mean()) if m.any() else float("nan")}
+    if m.any() and len(np.unique(lab[m])) == 2:
+        out["auc"] = float(roc_auc_score(lab[m], pred["score"][m]))
+        rp = rejection_at_efficiency(pred["score"][m], lab[m], efficiency=efficiency)
+        out["rejection"] = float(rp.rejection)
+        out["rejection_lo"] = float(rp.rejection_lo)
+        out["rejection_is_limit"] = float(rp.is_lower_limit)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- fit
+def fit(model: nn.Module, train, val=None, target=None, config: TrainConfig | dict | None = None,
+        outdir: str | os.PathLike = "train_out", collate_fn: Callable | None = None,
+        metric_fn: Callable[[dict], dict] | None = None,
+        callbacks: list[Callable[[list[dict]], None]] | None = None) -> TrainResult:
+    """Train ``model`` on ``train`` (dict items), validate on ``val`` every epoch, adapt to ``target`` if DA is on.
+
+    Writes ``outdir/checkpoint/`` every epoch, ``outdir/best.safetensors`` at each improvement of the early-stopping
+    metric, ``outdir/metrics.csv`` (one row per epoch) and ``outdir/train_config.json``. Resumes from an existing
+    checkpoint when ``config.resume``. Returns the model with the best epoch's weights loaded.
+    ``callbacks`` are called with the history after every epoch (live curves in a notebook).
+    """
+    from safetensors.torch import load_model as st_load
+    from safetensors.torch import save_model as st_save
+    from tqdm.auto import tqdm
+
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
+    if cfg.use_da and target is None:
+        raise ConfigError("use_da=True needs a target dataset (e.g. the unlabeled iss_target set)")
+    if len(train) == 0:
+        raise EmptySelectionError("the training set is empty; check the selection or max_train_events")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    rank, world = dist_info()
+    device = resolve_device(cfg.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    collate_fn = collate_fn or default_collate
+    metric_fn = metric_fn or (lambda pred: default_metrics(pred, cfg.efficiency))
+    key = cfg.early_stopping_metric
+
+    if cfg.cpu_threads:
+        torch.set_num_threads(int(cfg.cpu_threads))
+    torch.manual_seed(cfg.seed)
+    model.to(device)
+    use_cl = cfg.channels_last and device.type == "cuda"
+    if use_cl:
+        model.to(memory_format=torch.channels_last)
+    amp = cfg.amp and device.type == "cuda"
+    net = model
+    if world > 1:
+        if device.type == "cuda":
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                                  find_unused_parameters=not cfg.use_da)
+    n_classes = 2
+    cw = class_weight_tensor(cfg.class_weights, dataset_labels(train), n_classes)
+
+    steps = len(epoch_batches(len(train), cfg.batch_size, cfg.seed, 0, rank, world))
+    if cfg.max_steps_per_epoch:
+        steps = min(steps, cfg.max_steps_per_epoch)
+    total_steps = max(1, steps * cfg.epochs)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                           weight_decay=cfg.weight_decay)
+
+    def lr_factor(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        p = min(step / total_steps, 1.0)
+        return cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * p))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    state = {"epoch": 0, "global_step": 0, "best_metric": None, "best_epoch": -1, "bad_epochs": 0, "history": [],
+             "config": dataclasses.asdict(cfg)}
+    ckpt = find_checkpoint(outdir) if cfg.resume else None
+    if ckpt is not None and _config_changes(ckpt, cfg):
+        import warnings
+
+        warnings.warn(f"{ckpt} was written with a different training config ({_config_changes(ckpt, cfg)}); "
+                      "not resuming it: training afresh in the same folder", stacklevel=2)
+        ckpt = None
+    if ckpt is not None:
+        js = load_checkpoint(ckpt, model, opt, sched, device)
+        state.update({k: v for k, v in js.items() if k not in ("optimizer", "scheduler", "rng", "config")})
+    if rank == 0:
+        (outdir / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
+
+    stopped_early = state["bad_epochs"] >= cfg.patience
+    epoch = state["epoch"]
+    board = _tensorboard(outdir) if rank == 0 else None
+    pin = device.type == "cuda"
+    while epoch < cfg.epochs and not stopped_early:
+        if cfg.stop_after_epoch is not None and epoch >= cfg.stop_after_epoch:
+            break
+        net.train()
+        batches = epoch_batches(len(train), cfg.batch_size, cfg.seed, epoch, rank, world)[:steps]
+        loader = _Loader(train, batches, collate_fn, cfg, pin)
+        tgt_iter = _target_stream(target, cfg, epoch, rank, world, collate_fn, pin, len(batches)) \
+            if cfg.use_da else None
+        sums = {"loss": 0.0, "label_loss": 0.0, "domain_loss": 0.0, "acc_n": 0.0, "acc_k": 0.0,
+                "dom_n": 0.0, "dom_k": 0.0, "wait": 0.0, "lambda": 0.0}
+        t0 = time.perf_counter()
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress or rank,
+                   leave=False)
+        it = iter(loader)
+        for _ in range(len(batches)):
+            tw = time.perf_counter()
+            batch = to_device(next(it), device, use_cl)
+            batch["y"] = batch["y"].long()
+            tb = None
+            if tgt_iter is not None:
+                tb = to_device(next(tgt_iter), device, use_cl)
+            sums["wait"] += time.perf_counter() - tw
+            lam = lambda_at(cfg.lambda_schedule, state["global_step"] / total_steps, cfg.lambda_max) \
+                if cfg.use_da else 0.0
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                o, ot = _forward_pair(net, batch["x"], tb["x"] if tb is not None else None, lam)
+                label_loss = weighted_ce(o["logits"], batch["y"], _weights_of(batch), cw, world)
+                loss = label_loss
+                dloss = torch.zeros(())
+                if tb is not None:
+                    if o["domain_logits"] is None:
+                        raise ConfigError("use_da=True but the model has no domain head (build it with "
+                                          "domain_head=True)")
+                    dl = torch.cat([o["domain_logits"], ot["domain_logits"]]).float()
+                    dy = torch.cat([torch.zeros(len(o["domain_logits"]), dtype=torch.long, device=device),
+                                    torch.ones(len(ot["domain_logits"]), dtype=torch.long, device=device)])
+                    ones = torch.ones(len(dy), device=device)
+                    dloss = weighted_ce(dl, dy, ones, torch.ones(2), world)
+                    loss = loss + cfg.domain_weight * dloss
+                    sums["dom_n"] += len(dy)
+                    sums["dom_k"] += float((dl.argmax(1) == dy).sum())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            state["global_step"] += 1
+            m = batch["y"] >= 0
+            sums["acc_n"] += float(m.sum())
+            sums["acc_k"] += float(((o["logits"].argmax(1) == batch["y"]) & m).sum())
+            sums["loss"] += float(loss.detach())
+            sums["label_loss"] += float(label_loss.detach())
+            sums["domain_loss"] += float(dloss.detach())
+            sums["lambda"] += lam
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        bar.close()
+        dt = time.perf_counter() - t0
+        nb = max(len(batches), 1)
+        row = {"epoch": epoch + 1, "loss": sums["loss"] / nb, "label_loss": sums["label_loss"] / nb,
+               "domain_loss": sums["domain_loss"] / nb if cfg.use_da else float("nan"),
+               "acc": sums["acc_k"] / max(sums["acc_n"], 1),
+               "domain_acc": sums["dom_k"] / sums["dom_n"] if sums["dom_n"] else float("nan"),
+               "lambda": sums["lambda"] / nb, "lr": opt.param_groups[0]["lr"], "seconds": dt,
+               "images_per_s": sum(len(b) for b in batches) * world / max(dt, 1e-9),
+               "data_wait_frac": sums["wait"] / max(dt, 1e-9)}
+        if val is not None:
+            pred = predict(model, val, cfg.eval_batch_size, device, collate_fn)
+            row.update(metric_fn(pred))
+        epoch += 1
+        state["epoch"] = epoch
+        state["history"].append(row)
+        value, mode = _monitored(row, key)
+        improved = _better(value, state["best_metric"], mode, row, state)
+        if improved:
+            state["best_metric"], state["best_epoch"], state["bad_epochs"] = value, epoch, 0
+            if rank == 0:
+                st_save(model, str(outdir / "best.safetensors"))
+        else:
+            state["bad_epochs"] += 1
+        stopped_early = state["bad_epochs"] >= cfg.patience
+        if rank == 0:
+            save_checkpoint(outdir, model, opt, sched, {k: v for k, v in state.items()})
+            _write_csv(outdir / "metrics.csv", state["history"])
+            if board is not None:
+                for k, v in row.items():
+                    if isinstance(v, (int, float)) and k != "epoch":
+                        board.add_scalar(k, v, epoch)
+                board.flush()
+        if world > 1:
+            torch.distributed.barrier()
+        for cb in callbacks or []:
+            cb(state["history"])
+    finished = epoch >= cfg.epochs or stopped_early
+    best = outdir / "best.safetensors"
+    if finished and cfg.restore_best and best.exists():
+        st_load(model, str(best), strict=True, device=str(device))
+    return TrainResult(model=model, history=state["history"], best_epoch=state["best_epoch"],
+                       best_metric=state["best_metric"], stopped_early=stopped_early, finished=finished,
+                       outdir=outdir, config=cfg)
+
+
+def _forward_pair(net, xs, xt, lam):
+    """Source (and target) outputs. Tensor inputs go through one forward on the concatenation (one DDP forward
+    per backward, and the target shares the BatchNorm batch as in Ganin's implementation); other inputs (PyG
+    batches) go through two forwards."""
+    if xt is None:
+        return _model_out(net, xs, lam), None
+    if isinstance(xs, torch.Tensor) and isinstance(xt, torch.Tensor):
+        o = _model_out(net, torch.cat([xs, xt]), lam)
+        n = len(xs)
+        split = {k: (v[:n] if v is not None else None) for k, v in o.items()}
+        rest = {k: (v[n:] if v is not None else None) for k, v in o.items()}
+        return split, rest
+    return _model_out(net, xs, lam), _model_out(net, xt, lam)
+
+
+def _monitored(row: dict, key: str) -> tuple[float, str]:
+    """The early-stopping value of an epoch and its direction; without that metric (no validation set, or a
+    validation set with one class) the validation loss, else the training loss."""
+    if key in row:
+        return row[key], METRIC_MODES.get(key, "max")
+    if "val_loss" in row:
+        return row["val_loss"], "min"
+    return row["loss"], "min"
+
+
+def _better(value, best, mode, row, state) -> bool:
+    """Improvement of the early-stopping metric; ties (e.g. a rejection at its lower limit when no proton
+    passes) are broken by a lower validation loss."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return best is None
+    if best is None:
+        state["best_tiebreak"] = row.get("val_loss", row["loss"])
+        return True
+    better = value > best if mode == "max" else value < best
+    if value == best:
+        tb = row.get("val_loss", row["loss"])
+        better = tb < state.get("best_tiebreak", float("inf"))
+    if better:
+        state["best_tiebreak"] = row.get("val_loss", row["loss"])
+    return better
+
+
+def _target_stream(target, cfg, epoch, rank, world, collate_fn, pin, steps):
+    """``steps`` target batches of the source's global batch size (this rank's slice): the target order is a
+    chain of (seed, epoch, cycle) permutations, so a small target set is cycled and the stream is resumable."""
+    if len(target) == 0:
+        raise EmptySelectionError("the DANN target set is empty; check the iss_target selection")
+    need = steps * cfg.batch_size
+    order, cycle = [], 0
+    while sum(len(o) for o in order) < need:
+        order.append(np.random.default_rng([cfg.seed, epoch, 1000 + cycle]).permutation(len(target)))
+        cycle += 1
+    flat = np.concatenate(order)[:need]
+    batches = [np.array_split(flat[k:k + cfg.batch_size], world)[rank].tolist()
+               for k in range(0, need, cfg.batch_size)]
+    return iter(_Loader(target, batches, collate_fn, cfg, pin))
+
+
+#: TrainConfig fields that may change between a run and its resumption (they do not change the result).
+_RESUMABLE_CHANGES = {"progress", "resume", "stop_after_epoch", "num_workers", "cpu_threads", "device",
+                      "eval_batch_size"}
+
+
+def _config_changes(ckpt: Path, cfg: TrainConfig) -> str:
+    """Fields of the checkpoint's config that differ from ``cfg`` (ignoring those in _RESUMABLE_CHANGES)."""
+    old = json.loads((ckpt / "state.json").read_text()).get("config", {})
+    new = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items()
+            if k not in _RESUMABLE_CHANGES and old.get(k) != v]
+    return ", ".join(diff)
+
+
+def _tensorboard(outdir: Path):
+    """A TensorBoard writer in ``outdir/tensorboard`` if the tensorboard package is installed (it is optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(outdir / "tensorboard"))
+
+
+def _write_csv(path: Path, history: list[dict]) -> None:
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    tmp = path.with_suffix(".csv.part")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    os.replace(tmp, path)
+
+
+def read_history(path: str | os.PathLike) -> list[dict]:
+    """The metrics.csv of a run as a list of dicts (numbers as floats)."""
+    with open(path) as f:
+        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
+                for row in csv.DictReader(f)]

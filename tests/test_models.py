@@ -1,0 +1,86 @@
+"""Model registry: shapes on ECAL images, the CvT-13 parameter count, save/load round trip, config errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import amsnb.models as M
+from amsnb.errors import ConfigError, InputFileError
+
+IMAGES = torch.rand(3, 1, 18, 72) * 200.0  # MeV
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: tiny models gain nothing from more, and the CI/dev machines are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("name", ["cnn", "cvt", "coatnet"])
+def test_tiny_shapes(name):
+    torch.manual_seed(0)
+    model = M.build(name, "tiny").eval()
+    out = model(IMAGES, lambda_=0.5)
+    assert out["logits"].shape == (3, 2)
+    assert out["domain_logits"].shape == (3, 2)
+    assert out["features"].shape == (3, model.feature_extractor.num_features)
+    assert torch.isfinite(out["logits"]).all()
+    # the model takes raw MeV: the log transform lives inside it and negative noise is clamped
+    assert torch.allclose(model(IMAGES.clamp(min=0))["logits"], model(IMAGES - 0 * IMAGES)["logits"])
+
+
+def test_cvt13_parameter_count():
+    """CvT-13 of Wu et al. 2021 with 1 input channel and 2 classes (label path, no domain head).
+
+    With 3 channels and 1000 classes the same code gives 19,997,480 = the Hugging Face microsoft/cvt-13 count
+    ("20M" in the paper), which pins the architecture: conv embeddings, dw-conv+BN q/k/v, Linear q/k/v with bias,
+    class token in stage 3, final LayerNorm. The count is exact (integer), so the tolerance is zero.
+    """
+    with torch.device("meta"):  # count without allocating 20 M weights
+        model = M.build("cvt", "cvt13")
+        big = M.build("cvt", {"preset": "cvt13", "in_chans": 3, "n_classes": 1000, "domain_head": False})
+    assert model.label_parameters() == 19_606_978
+    assert sum(p.numel() for p in big.parameters()) == 19_997_480
+
+
+def test_coatnet_tiny_is_small():
+    """The tiny preset is meant for 2 CPU cores (~0.3 M parameters, shared/measured.md)."""
+    assert 2e5 < M.build("coatnet", "tiny").label_parameters() < 5e5
+
+
+@pytest.mark.parametrize("name", ["cnn", "cvt", "coatnet"])
+def test_save_load_roundtrip(tmp_path, name):
+    torch.manual_seed(1)
+    model = M.build(name, {"preset": "tiny", "energy_scale_mev": 7.0}).eval()
+    M.save_model(tmp_path / name, model, extra={"note": "test"})
+    again = M.load_model(tmp_path / name).eval()
+    assert again.amsnb_config == model.amsnb_config
+    assert again.amsnb_extra == {"note": "test"}
+    with torch.no_grad():
+        assert torch.equal(model(IMAGES)["logits"], again(IMAGES)["logits"])
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown preset"):
+        M.build("cvt", "huge")
+    with pytest.raises(ConfigError, match="unknown config key"):
+        M.build("cnn", {"chanels": (8,)})
+    with pytest.raises(ConfigError, match="not registered"):
+        M.build("resnet")
+    with pytest.raises(InputFileError, match="no model config"):
+        M.load_model(tmp_path)
+
+
+def test_mda_is_looked_up_lazily():
+    """'mda' lives in amsnb.models.mda (another module): the registry imports it only when asked for."""
+    import subprocess
+    import sys
+
+    code = ("import sys, amsnb.models as M; assert 'amsnb.models.mda' not in sys.modules; "
+            "from amsnb.train import DomainAdversarialModel; m = M.build('mda'); "
+            "assert 'amsnb.models.mda' in sys.modules and isinstance(m, DomainAdversarialModel)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,0 +1,255 @@
+"""Trainer: gradient reversal, lambda schedule, DA-off = plain training, exact resume, DDP (gloo) = single process,
+ONNX export = onnxruntime, training cache round trip. Tiny models on synthetic data so the file runs in seconds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from amsnb.train import ArrayDataset, DomainAdversarialModel, TrainConfig, fit, ganin_lambda, grad_reverse, mlp_head
+from amsnb.train.trainer import epoch_batches
+
+N_FEAT = 12
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: tiny models gain nothing from more, and the CI/dev machines are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _data(n=256, seed=0, shift=0.0, labeled=True):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, N_FEAT)).astype(np.float32) + shift
+    x[:, 0] += 1.5 * y
+    return ArrayDataset(x, y if labeled else None, domain=np.full(n, 1 if shift else 0))
+
+
+def _model(seed=0, dropout=0.0):
+    torch.manual_seed(seed)
+    fe = nn.Sequential(nn.Linear(N_FEAT, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 8), nn.ReLU())
+    return DomainAdversarialModel(fe, nn.Linear(8, 2), mlp_head(8, 2, hidden=8))
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_grl_reverses_and_scales():
+    x = torch.randn(5, 3, requires_grad=True)
+    y = grad_reverse(x, 0.3)
+    assert torch.equal(y, x)
+    (y * torch.arange(3.0)).sum().backward()
+    assert torch.allclose(x.grad, -0.3 * torch.arange(3.0).expand(5, 3))
+
+
+def test_reversal_only_reaches_the_feature_extractor():
+    """Domain loss: the domain head's gradient is the ordinary one, the feature extractor's is reversed."""
+    m = _model()
+    x = torch.randn(7, N_FEAT)
+    d = torch.randint(0, 2, (7,))
+    grads = {}
+    for lam in (0.0, 1.0):
+        m.zero_grad()
+        out = m(x, lambda_=lam)
+        nn.functional.cross_entropy(out["domain_logits"], d).backward()
+        grads[lam] = {n: p.grad.clone() if p.grad is not None else None for n, p in m.named_parameters()}
+    # reference without reversal: gradient of the same loss through an un-reversed path
+    m.zero_grad()
+    f = m.feature_extractor(x)
+    nn.functional.cross_entropy(m.domain_head(f), d).backward()
+    plain = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    for n, g in plain.items():
+        if n.startswith("domain_head"):
+            assert torch.allclose(grads[1.0][n], g, atol=1e-7)
+        elif n.startswith("feature_extractor"):
+            assert torch.allclose(grads[1.0][n], -g, atol=1e-7)
+            assert torch.count_nonzero(grads[0.0][n]) == 0
+    assert grads[1.0]["label_head.weight"] is None
+
+
+def test_lambda_schedule():
+    assert ganin_lambda(0.0) == 0.0
+    assert ganin_lambda(0.1) == pytest.approx(2 / (1 + math.exp(-1)) - 1, abs=1e-12)  # 0.46212
+    assert ganin_lambda(1.0) == pytest.approx(0.9999092, abs=1e-7)
+    assert ganin_lambda(2.0) == ganin_lambda(1.0)  # clipped to the run
+    vals = [ganin_lambda(p) for p in np.linspace(0, 1, 11)]
+    assert all(b > a for a, b in zip(vals, vals[1:]))
+
+
+def test_da_off_equals_plain_training(tmp_path):
+    """use_da=False is ordinary training: same weights as a hand-written Adam loop over the same batches."""
+    train = _data()
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, lr_schedule="constant", class_weights="none", seed=5,
+                      progress=False, patience=99, restore_best=False)
+    m1 = _model(1)
+    fit(m1, train, None, None, cfg, tmp_path / "fit")
+    m2 = _model(1)
+    params = list(m2.feature_extractor.parameters()) + list(m2.label_head.parameters())
+    opt = torch.optim.Adam(params, lr=3e-3)
+    for epoch in range(2):
+        for idx in epoch_batches(len(train), 32, 5, epoch):
+            x, y = train.x[idx], torch.as_tensor(train.labels[idx])
+            loss = nn.functional.cross_entropy(m2.label_head(m2.feature_extractor(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for k, v in _weights(m1).items():
+        assert torch.allclose(v, _weights(m2)[k], atol=1e-6), k
+
+
+def test_resume_gives_the_same_weights(tmp_path):
+    """3 epochs straight == 2 epochs, 'killed', then resumed for the 3rd (DA on, dropout on: RNG states count)."""
+    train, val, target = _data(192, 0), _data(96, 1), _data(160, 2, shift=0.7, labeled=False)
+    base = dict(epochs=3, batch_size=32, use_da=True, seed=3, progress=False, patience=99)
+    m1 = _model(2, dropout=0.2)
+    r1 = fit(m1, train, val, target, TrainConfig(**base), tmp_path / "straight")
+    m2 = _model(2, dropout=0.2)
+    part = fit(m2, train, val, target, TrainConfig(**base, stop_after_epoch=2), tmp_path / "killed")
+    assert not part.finished and len(part.history) == 2
+    m3 = _model(99, dropout=0.2)  # a fresh process: different init, everything comes from the checkpoint
+    r3 = fit(m3, train, val, target, TrainConfig(**base), tmp_path / "killed")
+    assert r3.finished and len(r3.history) == 3
+    assert r3.best_epoch == r1.best_epoch
+    for k, v in _weights(m1).items():
+        assert torch.allclose(v, _weights(m3)[k], atol=1e-6, rtol=0), k
+    assert (tmp_path / "killed" / "metrics.csv").read_text().count("\n") == 4
+
+
+def _ddp_worker(rank, world, initfile, outdir, cfg_kw):
+    import torch.distributed as dist
+    from safetensors.torch import save_model
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{initfile}", rank=rank, world_size=world)
+    try:
+        m = _model(4)
+        fit(m, _data(256, 0), None, _data(256, 2, shift=0.7, labeled=False), TrainConfig(**cfg_kw), outdir)
+        if rank == 0:
+            save_model(m, f"{outdir}/final.safetensors")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_processes_equal_single_process(tmp_path):
+    """2 gloo processes, each half of every global batch, losses normalised by the global batch: the averaged
+    gradient equals the single-process one, so weights agree to float32 summation-order noise (atol 1e-5)."""
+    from safetensors.torch import load_model
+
+    cfg_kw = dict(epochs=2, batch_size=32, use_da=True, class_weights="balanced", seed=7, progress=False,
+                  patience=99)
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, str(tmp_path / "pg"), str(tmp_path / "ddp"), cfg_kw),
+                                nprocs=2, join=True)
+    ddp = _model(0)
+    load_model(ddp, str(tmp_path / "ddp" / "final.safetensors"))
+    single = _model(4)
+    fit(single, _data(256, 0), None, _data(256, 2, shift=0.7, labeled=False), TrainConfig(**cfg_kw),
+        tmp_path / "single")
+    moved = sum(float((v - _weights(_model(4))[k]).abs().max()) for k, v in _weights(single).items())
+    assert moved > 1e-3  # training did change the weights, so equality below is not trivial
+    for k, v in _weights(single).items():
+        assert torch.allclose(v, _weights(ddp)[k], atol=1e-5, rtol=0), k
+
+
+def test_onnx_matches_onnxruntime(tmp_path):
+    """Exported tiny CvT (attention, LayerNorm, dw-convs) vs onnxruntime: float32 agreement to 1e-4."""
+    import amsnb.models as M
+    from amsnb.export import export_model
+
+    torch.manual_seed(0)
+    model = M.build("cvt", "tiny").eval()
+    real = (np.random.default_rng(0).exponential(30.0, (4, 1, 18, 72))).astype(np.float32)
+    summary = export_model(tmp_path / "cvt", model, real_inputs=real, n_random=3)
+    assert summary["max_abs_diff_random"] < 1e-4
+    assert summary["max_abs_diff_real"] < 1e-4
+    assert (tmp_path / "cvt" / "model.safetensors").exists()
+
+
+def test_cache_roundtrip(tmp_path):
+    """A ROOT file -> memory-mapped cache -> dataset items equal the ROOT content; reused when unchanged."""
+    from amsnb import io
+    from amsnb.cache import EcalDataset, build_cache
+    from amsnb.schema import ECAL
+
+    arrays = ECAL.empty(20)
+    rng = np.random.default_rng(0)
+    arrays["ecal_edep"][:] = rng.exponential(5.0, arrays["ecal_edep"].shape)
+    arrays["label"][:] = rng.integers(0, 2, 20)
+    arrays["event"][:] = np.arange(20)
+    arrays["weight"][:] = 1.0
+    io.write(tmp_path / "s.root", arrays, ECAL)
+    folder = build_cache(tmp_path / "s.root", tmp_path / "cache", progress=False)
+    mtime = (folder / "images.npy").stat().st_mtime_ns
+    assert build_cache(tmp_path / "s.root", tmp_path / "cache", progress=False) == folder
+    assert (folder / "images.npy").stat().st_mtime_ns == mtime
+    ds = EcalDataset(folder)
+    item = ds[7]
+    assert item["x"].shape == (1, 18, 72)
+    assert np.array_equal(item["x"][0].numpy(), arrays["ecal_edep"][7])
+    assert item["y"] == arrays["label"][7]
+    a, b = ds.split(0.25, seed=1)
+    assert len(a) == 5 and len(b) == 15 and not set(a.indices) & set(b.indices)
+
+
+def test_dict_inputs_and_missing_weights(tmp_path):
+    """Model-agnostic: x may be a dict of tensors (the MDA network's inputs) and 'w' may be absent."""
+
+    class DictNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.head = nn.Linear(3, 4), nn.Linear(2, 4), nn.Linear(4, 2)
+
+        def forward(self, x, lambda_=0.0):
+            f = torch.relu(self.a(x["tracks"]) + self.b(x["tof"]))
+            return {"logits": self.head(f), "domain_logits": None, "features": f}
+
+    class DictData(torch.utils.data.Dataset):
+        labels = np.arange(40) % 2
+
+        def __len__(self):
+            return 40
+
+        def __getitem__(self, i):
+            return {"x": {"tracks": torch.full((3,), float(i % 2)), "tof": torch.ones(2)}, "y": int(i % 2)}
+
+    def collate(items):
+        return {"x": {k: torch.stack([it["x"][k] for it in items]) for k in items[0]["x"]},
+                "y": torch.tensor([it["y"] for it in items])}
+
+    res = fit(DictNet(), DictData(), DictData(), None, TrainConfig(epochs=2, batch_size=8, progress=False, lr=0.05),
+              tmp_path, collate_fn=collate)
+    assert res.history[-1]["auc"] == 1.0  # the label is written in the input: must be learned perfectly
+
+
+def test_cli_trains_from_root_files(tmp_path):
+    """`amsnb train --config` on tiny ROOT sets: caches them, trains, saves a loadable model folder."""
+    import json
+
+    from amsnb import io
+    from amsnb.models import load_model
+    from amsnb.schema import ECAL
+    from amsnb.train.cli import main
+
+    rng = np.random.default_rng(3)
+    for name, n, labeled in (("train", 96, True), ("target", 64, False)):
+        a = ECAL.empty(n)
+        a["label"][:] = rng.integers(0, 2, n) if labeled else -1
+        a["ecal_edep"][:] = rng.exponential(5.0, a["ecal_edep"].shape) * (1 + 20 * (a["label"] == 1))[:, None, None]
+        a["event"][:] = np.arange(n)
+        a["weight"][:] = 1.0
+        io.write(tmp_path / f"{name}.root", a, ECAL)
+    cfg = {"model": "cnn", "model_config": "tiny", "train": str(tmp_path / "train.root"),
+           "target": str(tmp_path / "target.root"), "outdir": str(tmp_path / "out"), "val_fraction": 0.25,
+           "train_config": {"epochs": 1, "batch_size": 16, "use_da": True, "progress": False}}
+    (tmp_path / "run.json").write_text(json.dumps(cfg))
+    assert main(["--config", str(tmp_path / "run.json")]) == 0
+    model = load_model(tmp_path / "out" / "model")
+    assert model(torch.zeros(2, 1, 18, 72))["logits"].shape == (2, 2)
