@@ -19,8 +19,11 @@ def use_style() -> None:
         _STYLED = True
 
 
-def label(ax, text: str = "Simulation", loc: int = 0):
-    """The experiment label: there is no AMS style in mplhep, so a clean generic label."""
+def label(ax, text: str = "", loc: int = 0):
+    """The experiment label: there is no AMS style in mplhep, so a clean generic label.
+
+    mplhep adds "Simulation" itself (``data=False``); ``text`` follows it (e.g. "ISS-like").
+    """
     import mplhep as hep
 
     return hep.label.exp_label(exp="AMS-02", text=text, com=None, lumi=None, ax=ax, loc=loc)

@@ -200,9 +200,9 @@ def simulate(n: int, z: int | Sequence[int] = (14, 15, 16), domain: str | Nuclei
              first_event: int = 0, run: int | None = None) -> dict[str, np.ndarray]:
     """Simulate ``n`` nuclei, species drawn uniformly from ``z``; returns the NUCLEI schema arrays (with MC truth).
 
-    ``weight`` = ABUNDANCE[Z] * len(z) * n / weight_norm / n_generated(Z)-expectation, i.e. the sum of weights of a
-    sample of ``weight_norm`` events per species estimates the relative abundance: samples of any species mix
-    combine into the physical composition (as the ECAL simulation's weights do).
+    ``weight`` = ABUNDANCE[Z] * len(z) / weight_norm (default ``n``): the weights of one species in a sample of
+    ``weight_norm`` events sum to its relative abundance (up to the multinomial species counts), so samples of any
+    species mix combine into the physical composition, as the ECAL simulation's weights do.
     """
     zs = (int(z),) if np.isscalar(z) else _check_z(z)
     _check_z(zs)

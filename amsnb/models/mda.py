@@ -1,0 +1,198 @@
+"""MDA: the multimodal domain-adversarial network of seed 004 (Z. Liu, AMS-Italy, Oct 2025).
+
+Four sub-models, each matched to its input (:func:`amsnb.nuclei.event_inputs`):
+
+1. tracker GNN (torch-geometric ``GraphConv``) on the hit graph of the main and second tracks
+   (:func:`amsnb.nuclei.build_graph`), pooled per event (mean and max);
+2. tracker CNN on the cluster-count image (8 layers x 2 sides);
+3. MLP on the rigidities (inner, inner+L1);
+4. TOF MLP (beta, upper-TOF charge, plane charges, on-time clusters, total clusters).
+
+The four branch outputs are tokens for a multi-head self-attention with a learned positional (branch) embedding,
+so each event learns how much to rely on each sub-model; the per-event attention each branch receives is returned
+as ``out["attention"]`` (B, 4; zero for a switched-off branch). The fused feature feeds the signal/background head
+and, through the gradient reversal of :mod:`amsnb.train.grl`, the DANN domain head (Ganin et al.,
+arXiv:1505.07818). Inputs are normalised by mean/std buffers fitted on the training set
+(:func:`fit_normalization`) and saved with the weights. Any branch can be switched off (``branches``) for ablations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..nuclei.graph import BRANCHES, N_LAYERS_USED, NODE_FEATURES, RIG_FEATURES, TOF_FEATURES
+from ..train.dann import DomainAdversarialModel, mlp_head
+from .registry import register
+
+
+@dataclass
+class MDAConfig:
+    """Architecture of the MDA network; ``branches`` lists the enabled sub-models (ablations switch them off)."""
+    preset: str | None = None
+    hidden: int = 32
+    gnn_layers: int = 2
+    heads: int = 4
+    dropout: float = 0.1
+    branches: tuple[str, ...] = BRANCHES
+    n_classes: int = 2
+    domain_head: bool = True
+    domain_hidden: int = 32
+
+    PRESETS = {"small": {"hidden": 16, "gnn_layers": 2, "heads": 2},
+               "seed": {"hidden": 64, "gnn_layers": 3, "heads": 4}}
+
+
+def _mlp(n_in: int, hidden: int, dropout: float) -> nn.Module:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU())
+
+
+class TrackerGNN(nn.Module):
+    """Node encoder -> GraphConv x n -> [mean, max] pooling per event -> (B, hidden)."""
+
+    def __init__(self, hidden: int, layers: int):
+        super().__init__()
+        from torch_geometric.nn import GraphConv
+
+        self.encode = nn.Sequential(nn.Linear(len(NODE_FEATURES), hidden), nn.ReLU())
+        self.convs = nn.ModuleList([GraphConv(hidden, hidden, aggr="mean") for _ in range(layers)])
+        self.out = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU())
+
+    def forward(self, x, edge_index, batch, num_graphs: int):
+        from torch_geometric.utils import scatter
+
+        h = self.encode(x)
+        for conv in self.convs:
+            h = torch.relu(conv(h, edge_index)) + h
+        mean = scatter(h, batch, dim=0, dim_size=num_graphs, reduce="mean")
+        mx = scatter(h, batch, dim=0, dim_size=num_graphs, reduce="max")
+        return self.out(torch.cat([mean, mx], dim=1))
+
+
+class ClusterCNN(nn.Module):
+    """The (1, 8 layers, 2 sides) cluster-count image: a layer-direction convolution over both sides."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(1, 16, (3, 2), padding=(1, 0)), nn.ReLU(),
+                                 nn.Conv2d(16, 16, (3, 1), padding=(1, 0)), nn.ReLU(), nn.Flatten(),
+                                 nn.Linear(16 * N_LAYERS_USED, hidden), nn.ReLU())
+
+    def forward(self, img):
+        return self.net(img)
+
+
+class MDAFeatures(nn.Module):
+    """Normalisation -> enabled branches -> attention fusion -> (B, hidden); keeps the last attention weights."""
+
+    def __init__(self, cfg: MDAConfig):
+        super().__init__()
+        bad = [b for b in cfg.branches if b not in BRANCHES]
+        if bad or not cfg.branches:
+            raise ConfigError(f"MDA branches={list(cfg.branches)}: choose a non-empty subset of {list(BRANCHES)}")
+        if cfg.hidden % cfg.heads:
+            raise ConfigError(f"MDA hidden={cfg.hidden} must be divisible by heads={cfg.heads}")
+        self.branches = tuple(b for b in BRANCHES if b in cfg.branches)
+        h = cfg.hidden
+        mods = {"gnn": lambda: TrackerGNN(h, cfg.gnn_layers), "cnn": lambda: ClusterCNN(h),
+                "rig": lambda: _mlp(len(RIG_FEATURES), h, cfg.dropout), "tof": lambda: _mlp(len(TOF_FEATURES), h,
+                                                                                          cfg.dropout)}
+        self.sub = nn.ModuleDict({b: mods[b]() for b in self.branches})
+        self.pos = nn.Parameter(torch.randn(len(BRANCHES), h) * 0.1)  # learned positional (branch) encoding
+        self.attn = nn.MultiheadAttention(h, cfg.heads, dropout=cfg.dropout, batch_first=True)
+        self.norm = nn.LayerNorm(h)
+        self.num_features = h
+        for name, n in (("node", len(NODE_FEATURES)), ("rig", len(RIG_FEATURES)), ("tof", len(TOF_FEATURES))):
+            self.register_buffer(f"{name}_mean", torch.zeros(n))
+            self.register_buffer(f"{name}_std", torch.ones(n))
+        self.register_buffer("clus_mean", torch.zeros(1, N_LAYERS_USED, 2))
+        self.register_buffer("clus_std", torch.ones(1, N_LAYERS_USED, 2))
+        self.last_attention: torch.Tensor | None = None
+
+    def forward(self, x: dict) -> torch.Tensor:
+        tokens, idx = [], []
+        for i, b in enumerate(BRANCHES):
+            if b not in self.sub:
+                continue
+            if b == "gnn":
+                g = x["graph"]
+                nodes = (g.x - self.node_mean) / self.node_std
+                t = self.sub[b](nodes, g.edge_index, g.batch, int(g.num_graphs))
+            elif b == "cnn":
+                t = self.sub[b]((x["clusters"] - self.clus_mean) / self.clus_std)
+            else:
+                t = self.sub[b]((x[b] - getattr(self, f"{b}_mean")) / getattr(self, f"{b}_std"))
+            tokens.append(t)
+            idx.append(i)
+        tok = torch.stack(tokens, dim=1) + self.pos[idx][None]
+        out, w = self.attn(tok, tok, tok, need_weights=True, average_attn_weights=True)
+        fused = self.norm(tok + out).mean(dim=1)
+        att = torch.zeros(tok.shape[0], len(BRANCHES), device=tok.device, dtype=tok.dtype)
+        att[:, idx] = w.mean(dim=1)  # attention each branch receives, averaged over queries (rows sum to 1)
+        self.last_attention = att.detach()
+        return fused
+
+
+class MDAModel(DomainAdversarialModel):
+    """DomainAdversarialModel whose output dict also holds ``attention`` (B, 4): per-event weight of each branch."""
+
+    branch_names = BRANCHES
+
+    def forward(self, x, lambda_: float = 0.0):
+        out = super().forward(x, lambda_=lambda_)
+        out["attention"] = self.feature_extractor.last_attention
+        return out
+
+
+@register("mda", MDAConfig)
+def build_mda(cfg: MDAConfig) -> MDAModel:
+    feats = MDAFeatures(cfg)
+    head = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
+                         nn.Linear(cfg.hidden, cfg.n_classes))
+    domain = mlp_head(cfg.hidden, 2, cfg.domain_hidden) if cfg.domain_head else None
+    model = MDAModel(feats, head, domain)
+    model.input_transform_doc = ("dict(graph=PyG hit graph, clusters=(B,1,8,2) log1p counts, rig=(B,3), tof=(B,7)) "
+                                 "from amsnb.nuclei.event_inputs; mean/std normalisation buffers inside the model")
+    return model
+
+
+def fit_normalization(model: MDAModel, dataset) -> MDAModel:
+    """Set the normalisation buffers from a training :class:`amsnb.nuclei.NucleiDataset` (present hits only)."""
+    f = model.feature_extractor
+    t = dataset.t
+    nodes = t["hits"][t["mask"]]
+    if len(nodes) == 0:
+        raise ConfigError("fit_normalization: the training set has no tracker hits; check the selection")
+
+    def ms(v, dim=0):
+        return v.float().mean(dim), v.float().std(dim).clamp_min(1e-3)
+
+    with torch.no_grad():
+        for name, v in (("node", nodes), ("rig", t["rig"]), ("tof", t["tof"])):
+            m, s = ms(v)
+            getattr(f, f"{name}_mean").copy_(m)
+            getattr(f, f"{name}_std").copy_(s)
+        m, s = ms(t["clusters"][:, 0])
+        f.clus_mean.copy_(m[None])
+        f.clus_std.copy_(s[None])
+    return model
+
+
+@torch.no_grad()
+def predict(model: MDAModel, dataset, batch_size: int = 2048) -> dict:
+    """Signal probability (softmax of class 1), domain probability, attention and fused features per event."""
+    model.eval()
+    scores, dom, att, feats = [], [], [], []
+    for s in range(0, len(dataset), batch_size):
+        b = dataset.batch(torch.arange(s, min(s + batch_size, len(dataset))))
+        out = model(b["x"])
+        scores.append(torch.softmax(out["logits"], 1)[:, 1])
+        if out["domain_logits"] is not None:
+            dom.append(torch.softmax(out["domain_logits"], 1)[:, 1])
+        att.append(out["attention"])
+        feats.append(out["features"])
+    return {"score": torch.cat(scores).numpy(), "domain_prob": torch.cat(dom).numpy() if dom else None,
+            "attention": torch.cat(att).numpy(), "features": torch.cat(feats).numpy()}

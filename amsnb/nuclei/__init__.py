@@ -1,0 +1,42 @@
+"""Heavy-nuclei analysis of seed 004 (Si/P/S selections, MDA inputs, the below-L1 background study).
+
+Why: the MDA network (:mod:`amsnb.models.mda`) separates a selected species (signal) from nuclei of neighbouring
+charge passing the same selection (background), chiefly Z+1 nuclei fragmenting between L1 and L2. Submodules:
+``selections`` (charge windows, composition, global MC, efficiencies), ``graph`` (network inputs, hit graph,
+dataset), ``study`` (the notebook workflow: samples, training per selection, scores).
+"""
+
+from .graph import (
+                    BRANCHES,
+                    N_LAYERS_USED,
+                    NODE_FEATURES,
+                    RIG_FEATURES,
+                    TOF_FEATURES,
+                    NucleiDataset,
+                    build_graph,
+                    collate,
+                    event_inputs,
+                    model_inputs,
+)
+from .selections import (
+                    SELECTIONS,
+                    TRAINING_COMPOSITION,
+                    Selection,
+                    category,
+                    concat,
+                    efficiency_vs_rigidity,
+                    labels,
+                    physical_subsample,
+                    pooled_set,
+                    select_mask,
+                    selection,
+                    take,
+                    training_set,
+                    unique_counts,
+                    weighted_fraction,
+)
+
+__all__ = ["BRANCHES", "N_LAYERS_USED", "NODE_FEATURES", "RIG_FEATURES", "TOF_FEATURES", "NucleiDataset",
+           "build_graph", "collate", "event_inputs", "model_inputs", "SELECTIONS", "TRAINING_COMPOSITION",
+           "Selection", "category", "concat", "efficiency_vs_rigidity", "labels", "physical_subsample", "pooled_set",
+           "select_mask", "selection", "take", "training_set", "unique_counts", "weighted_fraction"]

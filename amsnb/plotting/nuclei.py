@@ -1,0 +1,194 @@
+"""Plots of the nuclei study (notebooks 06, 07): charge distributions stacked by species, training curves,
+efficiencies vs rigidity, attention per branch, ablations, L1-charge template fits. Numbers come from
+:mod:`amsnb.nuclei` and :mod:`amsnb.fits`; these functions only draw them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from . import label
+
+_SYMBOL = {14: "Si", 15: "P", 16: "S", 17: "Cl", 18: "Ar", 19: "K", 20: "Ca", 21: "Sc", 22: "Ti", 23: "V",
+           24: "Cr", 25: "Mn", 26: "Fe"}
+
+
+def _ax(ax, figsize=(7, 5)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def stacked_by_species(values: np.ndarray, groups: np.ndarray, weight: np.ndarray | None, edges,
+                       xlabel: str = "L1 charge", ax=None, title: str = "", window: Sequence[float] | None = None,
+                       text: str = ""):
+    """Histogram of ``values`` stacked by group: the primary Z (MC truth; shown as element symbols) or any labels
+    such as :func:`amsnb.nuclei.category`; optionally marks a selection window."""
+    import matplotlib.pyplot as plt
+    import mplhep as hep
+
+    fig, ax = _ax(ax)
+    w = np.ones(len(values)) if weight is None else np.asarray(weight, float)
+    keys = list(np.unique(groups))
+    hs = [np.histogram(values[groups == k], edges, weights=w[groups == k])[0] for k in keys]
+    names = [_SYMBOL.get(int(k), str(k)) if np.issubdtype(np.asarray(keys).dtype, np.integer) else str(k)
+             for k in keys]
+    colors = [plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")(i) for i in range(len(keys))]
+    hep.histplot(hs, edges, stack=True, histtype="fill", label=names, color=colors, ax=ax)
+    if window is not None:
+        for v in window:
+            ax.axvline(v, color="k", ls="--", lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("weighted events")
+    ax.set_yscale("log")
+    top = max(float(np.sum(hs, axis=0).max()), 1e-12)
+    ax.set_ylim(top * 1e-5, top * 30)
+    ax.legend(ncol=4, fontsize="x-small", title=title or None, title_fontsize="small", loc="upper center")
+    label(ax, text)
+    return fig
+
+
+def training_curves(history: Sequence[Mapping], title: str = "", axes=None):
+    """Loss, label accuracy, validation AUC and domain-classifier accuracy per epoch (target 0.5)."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = axes[0].figure
+    ep = [h["epoch"] for h in history]
+    axes[0].plot(ep, [h["loss"] for h in history], "o-", label="total loss")
+    axes[0].plot(ep, [h["label_loss"] for h in history], "s-", label="label loss")
+    if any(np.isfinite(h.get("domain_loss", np.nan)) for h in history):
+        axes[0].plot(ep, [h.get("domain_loss", np.nan) for h in history], "^-", label="domain loss")
+    axes[0].set_xlabel("epoch")
+    axes[0].legend(title=title or None)
+    for key, mk in (("acc", "o-"), ("val_acc", "s-"), ("auc", "d-"), ("domain_acc", "^-")):
+        axes[1].plot(ep, [h.get(key, np.nan) for h in history], mk, label=key)
+    axes[1].axhline(0.5, color="gray", ls=":", lw=1)
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylim(0.3, 1.02)
+    axes[1].legend()
+    return fig
+
+
+def efficiency_vs_rigidity(eff: Mapping, title: str = "", axes=None):
+    """Left: signal and total residual background efficiency vs rigidity; right: residual efficiency per background Z
+    (the seed's global-MC plots). ``eff`` from :func:`amsnb.nuclei.efficiency_vs_rigidity`."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig = axes[0].figure
+    e = np.asarray(eff["edges"])
+    c = np.sqrt(e[1:] * e[:-1])
+    xerr = [c - e[:-1], e[1:] - c]
+    for name, key, mk in (("signal", "signal", "o"), ("total residual background", "background", "s")):
+        v, err = eff[key]
+        axes[0].errorbar(c, v, yerr=err, xerr=xerr, fmt=mk, label=name)
+    for i, (z, (v, err)) in enumerate(sorted(eff["per_z"].items())):
+        axes[1].errorbar(c * (1 + 0.02 * i), v, yerr=err, fmt="o-", ms=4, label=f"Z = {z}",
+                         color=plt.get_cmap("tab10")(i % 10))
+    for ax, yl in zip(axes, ("efficiency", "residual efficiency (mis-ID rate)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("rigidity inner+L1 [GV]")
+        ax.set_ylabel(yl)
+        ax.set_ylim(-0.02, 1.05)
+    axes[0].legend(title=title or None, fontsize="small", title_fontsize="small")
+    axes[1].legend(ncol=2, fontsize="x-small")
+    return fig
+
+
+def attention_weights(attention: np.ndarray, label_values: np.ndarray | None = None,
+                      branches: Sequence[str] = ("gnn", "cnn", "rig", "tof"), ax=None, title: str = ""):
+    """Distribution of the per-event attention each branch receives, split by class when labels are given."""
+    fig, ax = _ax(ax)
+    groups = {"all": np.ones(len(attention), bool)} if label_values is None else \
+        {"signal": label_values == 1, "background": label_values == 0}
+    width = 0.8 / len(groups)
+    for k, (name, m) in enumerate(groups.items()):
+        if not m.any():
+            continue
+        pos = np.arange(len(branches)) + (k - (len(groups) - 1) / 2) * width
+        bp = ax.boxplot(attention[m], positions=pos, widths=width * 0.9, showfliers=False, patch_artist=True)
+        for patch in bp["boxes"]:
+            patch.set_facecolor(f"C{k}")
+            patch.set_alpha(0.6)
+        ax.plot([], [], "s", color=f"C{k}", label=name)
+    ax.set_xticks(np.arange(len(branches)), branches)
+    ax.set_ylabel("attention received per event")
+    ax.legend(title=title or None)
+    return fig
+
+
+def ablation(results: Mapping[str, tuple[float, float]], ax=None, ylabel: str = "validation AUC", title: str = ""):
+    """Bar chart of a metric (value, error) per ablation variant."""
+    fig, ax = _ax(ax, (8, 4.5))
+    names = list(results)
+    v = [results[n][0] for n in names]
+    err = [results[n][1] for n in names]
+    ax.bar(range(len(names)), v, yerr=err, color=[f"C{i}" for i in range(len(names))], alpha=0.8, capsize=4)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    lo = min(v) - 3 * max(err + [0.01])
+    ax.set_ylim(max(0.0, lo), min(1.0, max(v) + 3 * max(err + [0.01])))
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def template_fit(result, truth: tuple[float, float] | None = None, window: Sequence[float] | None = None, ax=None,
+                 title: str = "", xlabel: str = "L1 charge"):
+    """Observed L1-charge histogram (points) with the fitted templates stacked; the fitted and true fractions."""
+    import mplhep as hep
+
+    fig, ax = _ax(ax)
+    e = result.edges
+    hep.histplot(list(result.templates.values()), e, stack=True, histtype="fill",
+                 label=[f"{n} (fit)" for n in result.templates], ax=ax, alpha=0.7)
+    c = 0.5 * (e[1:] + e[:-1])
+    ax.errorbar(c, result.observed, yerr=np.sqrt(result.observed), fmt="ko", ms=3, label="data-like sample")
+    if window is not None:
+        for v in window:
+            ax.axvline(v, color="k", ls="--", lw=1)
+    txt = f"below-L1 fraction in window:\n{result.fraction:.3f} ± {result.fraction_err:.3f} (fit)"
+    if truth is not None:
+        txt += f"\n{truth[0]:.3f} ± {truth[1]:.3f} (MC truth)"
+    ax.text(0.02, 0.97, txt + f"\nχ²/ndf = {result.chi2_ndf:.2f}", transform=ax.transAxes, ha="left", va="top",
+            fontsize="x-small")
+    ax.set_ylim(0, 1.6 * max(float(result.observed.max()), 1.0))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("events")
+    ax.legend(loc="upper right", fontsize="x-small", title=title or None, title_fontsize="x-small")
+    return fig
+
+
+def efficiency_vs_threshold(rows: Sequence[Mapping], ax=None, title: str = ""):
+    """Signal and background efficiency of the ML cut per threshold (rows with threshold, sig_eff, bkg_eff, errors)."""
+    fig, ax = _ax(ax)
+    t = [r["threshold"] for r in rows]
+    ax.errorbar(t, [r["sig_eff"] for r in rows], yerr=[r["sig_eff_err"] for r in rows], fmt="o-", label="signal")
+    ax.errorbar(t, [r["bkg_eff"] for r in rows], yerr=[r["bkg_eff_err"] for r in rows], fmt="s-",
+                label="background")
+    ax.set_xlabel("ML threshold")
+    ax.set_ylabel("efficiency of the ML cut")
+    ax.set_ylim(-0.02, 1.05)
+    ax.legend(title=title or None)
+    return fig
+
+
+def material_scan(rows: Sequence[Mapping], ax=None, title: str = ""):
+    """Below-L1 fraction (MC truth) and signal selection efficiency vs the grammage between L1 and L2."""
+    fig, ax = _ax(ax)
+    x = [r["x_l1l2"] for r in rows]
+    ax.errorbar(x, [r["below_l1"] for r in rows], yerr=[r["below_l1_err"] for r in rows], fmt="o-",
+                label="below-L1 fraction in the L1 window")
+    ax.plot(x, [r["signal_sel_eff"] for r in rows], "s--", label="signal selection efficiency")
+    ax.set_xlabel("material between L1 and L2 [g/cm²]")
+    ax.set_ylim(0, 1)
+    ax.legend(title=title or None, fontsize="small", title_fontsize="small")
+    return fig

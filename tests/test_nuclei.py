@@ -1,0 +1,124 @@
+"""Nuclei analysis pieces: the hit-graph transform (edges, masking of missing layers), selections, the seed's
+training composition, clear errors for empty selections and absent species, efficiencies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from amsnb import nuclei
+from amsnb.errors import EmptySelectionError
+from amsnb.sim import nuclei as sim
+
+
+def _edges(g):
+    return {(int(a), int(b)) for a, b in g.edge_index.t()}
+
+
+def test_graph_skips_missing_layers_and_links_sides_and_tracks():
+    nl = nuclei.N_LAYERS_USED
+    mask = np.zeros((2, nl, 2), bool)
+    mask[0, [0, 1, 3], 0] = True  # main track x side: L1, L2, L4 (L3 missing)
+    mask[0, [0, 1], 1] = True  # main track y side: L1, L2
+    mask[1, 3, 0] = True  # second track: x side of L4
+    hits = np.random.default_rng(0).normal(size=(2, nl, 2, len(nuclei.NODE_FEATURES))).astype(np.float32)
+    g = nuclei.build_graph(hits, mask)
+    assert g.num_nodes == mask.sum() == 6
+    flat = np.flatnonzero(mask.ravel())  # node ids follow (track, layer, side) order
+    nid = {tuple(np.unravel_index(f, mask.shape)): i for i, f in enumerate(flat)}
+    e = _edges(g)
+    assert (nid[0, 1, 0], nid[0, 3, 0]) in e  # L2 -> L4 across the missing L3
+    assert (nid[0, 0, 0], nid[0, 1, 0]) in e and (nid[0, 0, 1], nid[0, 1, 1]) in e
+    assert (nid[0, 0, 0], nid[0, 0, 1]) in e  # x <-> y of the same layer
+    assert (nid[0, 3, 0], nid[1, 3, 0]) in e  # main <-> second track at L4
+    assert (nid[0, 0, 0], nid[0, 3, 0]) not in e  # only consecutive present layers
+    assert all((b, a) in e for a, b in e)  # undirected
+    assert len(e) == 2 * 6  # x: L1-L2, L2-L4; y: L1-L2; x-y: L1, L2; tracks: L4
+    np.testing.assert_allclose(g.x.numpy(), hits.reshape(-1, hits.shape[-1])[flat])
+
+
+def test_graph_batch_keeps_events_apart_and_allows_empty_events():
+    a = sim.simulate(40, (15, 16), "mc", seed=1)
+    inp = nuclei.event_inputs(a)
+    inp["mask"][3] = False  # an event without any hit
+    g = nuclei.build_graph(inp["hits"], inp["mask"])
+    src, dst = g.edge_index
+    assert torch.equal(g.batch[src], g.batch[dst])
+    assert g.num_nodes == int(inp["mask"].sum()) and g.num_graphs == 40
+    assert not (g.batch == 3).any()
+
+
+def test_event_inputs_hide_the_l1_charge():
+    a = sim.simulate(200, (15,), "mc", seed=2)
+    inp = nuclei.event_inputs(a)
+    assert (inp["hits"][:, :, 0, :, 2] == 0).all()  # L1 charge not a network input (seed: L2-L8 charges)
+    assert (inp["hits"][:, 0, 1:, :, 2][inp["mask"][:, 0, 1:]] > 0).all()
+    assert inp["clusters"].shape == (200, 1, 8, 2) and inp["tof"].shape == (200, 7) and inp["rig"].shape == (200, 3)
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return {z: sim.simulate(15000, (z,), "mc", seed=10 + z) for z in (14, 15, 16, 17)}
+
+
+def test_selection_windows_and_categories(samples):
+    m = nuclei.select_mask(samples[15], 15)
+    a = samples[15]
+    assert ((a["q_inner"][m] >= 14.55) & (a["q_inner"][m] < 15.45) & (np.abs(a["q_l1"][m] - 15) <= 0.5)).all()
+    assert 0.3 < m.mean() < 0.6  # fragmentation (~45 % of P interact somewhere) and charge tails
+    p = nuclei.pooled_set(samples, 15, l1_cut=False)
+    cat = nuclei.category(p, 15)
+    assert set(np.unique(cat)) <= {"signal", "below_l1", "above_l1", "lighter"}
+    assert (p["z_primary"][cat == "below_l1"] > 15).all() and (p["survived_l1"][cat == "below_l1"] == 1).all()
+    assert (np.abs(p["q_l1"][cat == "below_l1"] - 16.5) < 2).mean() > 0.9  # L1 shows the parent (Z >= 16)
+
+
+def test_training_set_has_the_seed_composition(samples):
+    ts = nuclei.training_set(samples, 14, 400, seed=1)  # Si: 50 % Si, 40.5 % P, 9.5 % S
+    n = len(ts["q_inner"])
+    frac = {z: (ts["z_primary"] == z).sum() / n for z in (14, 15, 16)}
+    assert frac[14] == pytest.approx(0.5, abs=0.01) and frac[15] == pytest.approx(0.405, abs=0.01)
+    assert frac[16] == pytest.approx(0.095, abs=0.01)
+    assert nuclei.select_mask(ts, 14).all()
+    counts = nuclei.unique_counts(ts)
+    assert counts[14][0] == counts[14][1]  # the abundant species is never duplicated
+
+
+def test_absent_species_and_empty_selection_are_reported(samples):
+    with pytest.raises(EmptySelectionError, match="Z=14"):
+        nuclei.training_set({z: samples[z] for z in (15, 16)}, 15, 500)
+    few = {z: nuclei.take(samples[z], np.arange(50)) for z in (14, 15, 16)}
+    with pytest.raises(EmptySelectionError, match="species Z=14"):
+        nuclei.training_set(few, 15, 500)  # no Si among 50 events passes the P selection
+    with pytest.warns(UserWarning, match="left out"):
+        ts = nuclei.training_set(few, 15, 500, strict=False)
+    assert 14 not in set(ts["z_primary"])
+    with pytest.raises(EmptySelectionError, match="pooled Si sample"):
+        nuclei.pooled_set({26: nuclei.take(samples[17], np.arange(0))}, 14)
+
+
+def test_efficiency_vs_rigidity(samples):
+    p = nuclei.pooled_set(samples, 15)
+    sig = (p["z_primary"] == 15).astype(float)
+    eff = nuclei.efficiency_vs_rigidity(p, sig, 15, threshold=0.5)
+    s, _ = eff["signal"]
+    b, _ = eff["background"]
+    assert np.allclose(s[np.isfinite(s)], 1.0) and np.allclose(b[np.isfinite(b)], 0.0)
+    assert set(eff["per_z"]) <= {14, 16, 17}
+
+
+def test_study_tables_with_a_perfect_score(samples):
+    from amsnb.nuclei import study
+
+    p = nuclei.pooled_set(samples, 15, l1_cut=False)
+    perfect = (p["z_primary"] == 15).astype(float)
+    rows = study.ml_cut_table(p, perfect, 15, [0.5])
+    assert rows[0]["sig_eff"] == 1.0 and rows[0]["bkg_eff"] == 0.0 and rows[0]["below_l1_after"] == 0.0
+    assert 0.05 < rows[0]["below_l1_before"] < 0.6
+    auc, err = study.auc_with_error(perfect.astype(int), perfect)
+    assert auc == 1.0 and err == 0.0
+    rng = np.random.default_rng(0)
+    lab = rng.integers(0, 2, 4000)
+    auc, err = study.auc_with_error(lab, rng.random(4000))
+    assert abs(auc - 0.5) < 4 * err and 0.005 < err < 0.015  # Hanley-McNeil: ~0.009 for 2k + 2k
