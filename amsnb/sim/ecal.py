@@ -15,10 +15,12 @@ published parametrisations, fixed before any classifier is trained (constants ci
   protons reach the transition-radiation regime (§2);
 * two domains, ``mc`` and ``iss``, differing by the documented knobs of :class:`EcalDomain` (docs/simulation.md).
 
-Per-cell random numbers dominate the cost, so cells are only fluctuated inside a window of 36 cells (16 cm
-either side) around the shower axis in every layer (>99.9 % of an electron shower), and the noise hits outside
-it are drawn sparsely (their number is Poisson, their amplitudes from the Gaussian tail above threshold). Work is
-done in blocks of 2048 events (cache-sized temporaries) written into preallocated output arrays.
+Every component's radial profile is integrated analytically over all 72 cells of each layer (the projected CDF
+of the GFLASH/Lorentzian-like profile), so the broad hadronic tails reach the edge of the detector instead of
+stopping at a window edge (a 36-cell window cut them off at the 10-100 MeV/cell level in TeV proton showers, an edge
+a classifier could learn). The ``window`` argument of :func:`simulate` still allows a narrower window for
+experiments; noise outside it is then drawn sparsely (Poisson number, Gaussian-tail amplitudes). Work is done in
+blocks of 2048 events (cache-sized temporaries) written into preallocated output arrays.
 """
 
 from __future__ import annotations
@@ -65,8 +67,19 @@ _P_OVER_E = np.array([[430.0, 490.0], [590.0, 580.0], [830.0, 680.0], [1180.0, 1
 #: Protons whose predicted visible fraction is below this cannot reach a reconstructed-energy range.
 V_MIN = 0.01
 BLOCK = 2048
-#: Cells per layer (centred on the axis) that receive shower energy and per-cell fluctuations.
-WINDOW = 36
+#: Cells per layer (centred on the axis) that receive shower energy and per-cell fluctuations: the whole layer
+#: (the hadronic lumps are ~3x wider than an EM shower, with Lorentzian-like 1/r^3 tails, physics.md §3-§4).
+WINDOW = N_CELLS
+#: Mean free path of a photon for pair production, 9/7 X0 (PDG), and the depth of maximum of a photon shower
+#: relative to an electron shower of the same energy, both from their origin: t_max = ln y + C with
+#: C_gamma - C_e = +0.5 - (-0.5) = +1 X0 (physics.md §3, PDG). The conversion point is drawn from Exp(9/7 X0);
+#: the shower after it is an e+e- pair sharing the photon energy, which peaks 9/7 - 1 = 2/7 X0 earlier than a
+#: single electron of the full energy, so the mean photon maximum is 1 X0 deeper than the electron's.
+PHOTON_CONV_X0 = 9.0 / 7.0
+PHOTON_DT_MAX_X0 = 1.0
+#: Layer energies (MeV) of one shower component below which its lateral spread is not computed: 1/60 of the
+#: per-cell noise sigma for the whole layer, invisible after the 3 sigma zero suppression (physics.md §1).
+MIN_LAYER_MEV = 0.01
 #: Mean distance (X0) from the interaction to the start of the visible hadronic lumps (slow fragments and
 #: secondary pions deposit promptly; sets the 'late interaction looks MIP-like' rate, physics.md §4: 1.4-3.6 %).
 HAD_START_X0 = 0.3
@@ -308,27 +321,34 @@ def _add_em(expected: np.ndarray, ev: _Event, rows: np.ndarray, e_gev: np.ndarra
         dz = np.clip(LAYER_Z[None, :] - z_start[:, None], 0, None) * sec
         centre = centre + np.where(IS_X[None, :], off_slope[:, :1], off_slope[:, 1:]) * dz
     f32 = np.float32
-    # projected (1-D) CDF of the 2-D profile R^2/(pi (r^2+R^2)^2) is 1/2 + x / (2 sqrt(x^2 + R^2))
-    base = (_CELL_EDGES[ev.start[rows]] - centre).astype(f32)
-    x = base[:, :, None] + _WINDOW_EDGES[None, None, : ev.width + 1]
+    # projected (1-D) CDF of the 2-D profile R^2/(pi (r^2+R^2)^2) is 1/2 + x / (2 sqrt(x^2 + R^2)), evaluated at
+    # every cell edge of the window. Only (event, layer) pairs holding more than MIN_LAYER_MEV are computed (layers
+    # above a deep sub-shower's start hold exactly 0): the cost is per cell, and a full layer has 72 cells.
+    base = (_CELL_EDGES[ev.start[rows]] - centre).astype(f32).ravel()
+    half_e = (e_gev[:, None] * 500.0 * lfrac).astype(f32).ravel()  # 0.5 * E[MeV] * layer fraction
+    p, rc2, rt2 = p.ravel(), (r_c**2).ravel(), (r_t**2).ravel()
+    sel = np.flatnonzero(half_e > 0.5 * MIN_LAYER_MEV)
+    dense = len(sel) == len(half_e)
+    if not dense:
+        base, half_e, p, rc2, rt2 = base[sel], half_e[sel], p[sel], rc2[sel], rt2[sel]
+    x = base[:, None] + _WINDOW_EDGES[None, : ev.width + 1]
     x2 = x * x
-    half_e = (e_gev[:, None] * 500.0 * lfrac).astype(f32)  # 0.5 * E[MeV] * layer fraction
-    wc = (half_e * p)[:, :, None].astype(f32)
-    wt = (half_e * (1 - p))[:, :, None].astype(f32)
-    fc = x2 + (r_c**2)[:, :, None].astype(f32)
+    fc = x2 + rc2[:, None].astype(f32)
     np.sqrt(fc, out=fc)
     np.divide(x, fc, out=fc)
-    fc *= wc
-    np.add(x2, (r_t**2)[:, :, None].astype(f32), out=x2)
+    fc *= (half_e * p).astype(f32)[:, None]
+    np.add(x2, rt2[:, None].astype(f32), out=x2)
     np.sqrt(x2, out=x2)
     np.divide(x, x2, out=x2)
-    x2 *= wt
+    x2 *= (half_e * (1 - p)).astype(f32)[:, None]
     fc += x2
-    dep = fc[:, :, 1:] - fc[:, :, :-1]
-    if len(rows) == len(expected):
-        expected += dep
-    else:
-        expected[rows] += dep
+    dep = fc[:, 1:] - fc[:, :-1]
+    if dense and len(rows) == len(expected):
+        expected += dep.reshape(expected.shape)
+    elif dense:
+        expected[rows] += dep.reshape(len(rows), N_LAYERS, -1)
+    else:  # each (event, layer) pair appears once: a plain fancy += is exact
+        expected[rows[sel // N_LAYERS], sel % N_LAYERS] += dep
     return lfrac
 
 
@@ -343,16 +363,26 @@ def _readout(rng, expected: np.ndarray, ev: _Event, dom: EcalDomain, gain: np.nd
     """Fluctuate the windowed expectation, add MIP deposits and noise, apply gains, threshold, saturation; write
     the cells into ``img`` (n, 18, 72), which must be zero."""
     n, _, w = expected.shape
+    full = w == N_CELLS  # the window is the whole layer: no index arithmetic needed
     expected *= (1 + dom.response_spread * rng.standard_normal(n)).astype(np.float32)[:, None, None]
-    var = (STOCHASTIC**2 * 1e3) * expected + dom.noise_mev**2
-    meas = expected + np.sqrt(var) * rng.standard_normal(expected.shape, dtype=np.float32)
+    # in place (the expectation is not needed afterwards): sigma = sqrt(0.104^2 E + noise^2) per cell
+    sig = (STOCHASTIC**2 * 1e3) * expected
+    sig += np.float32(dom.noise_mev**2)
+    np.sqrt(sig, out=sig)
+    sig *= rng.standard_normal(expected.shape, dtype=np.float32)
+    meas = expected
+    meas += sig
     if mip is not None:
         meas += mip
     if dom.gain_spread or dom.n_dead_cells:
-        meas *= gain[np.arange(N_LAYERS)[None, :, None], ev.start[:, :, None] + np.arange(w)[None, None, :]]
+        meas *= gain[None] if full else gain[np.arange(N_LAYERS)[None, :, None],
+                                             ev.start[:, :, None] + np.arange(w)[None, None, :]]
     thr = dom.threshold_sigma * dom.noise_mev
     meas[meas < thr] = 0.0
     np.minimum(meas, dom.saturation_mev, out=meas)
+    if full:
+        img[...] = meas
+        return
     # the window of each (event, layer) is contiguous: one flat fancy assignment
     base = (np.arange(n)[:, None] * N_LAYERS + np.arange(N_LAYERS)[None, :]) * N_CELLS + ev.start
     flat = img.reshape(-1)
@@ -428,7 +458,7 @@ def _protons(rng, n, e_true, lat, dom: EcalDomain, width, ev=None, truth=None, l
     z = rng.random(m)
     shares[lead] = np.stack([z, 1 - z, np.zeros(m)], 1)[lead]
     # every random number is drawn for all m rows (fixed count), so a shower can be replayed at another energy
-    conv = rng.exponential(9.0 / 7.0, (3, m))
+    conv = rng.exponential(PHOTON_CONV_X0, (3, m))
     zz = rng.standard_normal((3, 2, m))
     pt = np.where(lead, 0.0, rng.exponential(pm.pt_gev, (3, m)))  # the leading pi0's photons: collinear at TeV
     phi = rng.uniform(0, 2 * np.pi, (3, m))
@@ -441,8 +471,10 @@ def _protons(rng, n, e_true, lat, dom: EcalDomain, width, ev=None, truth=None, l
         ej = e_j[keep]
         t, a = gflash_parameters(rng, ej, normals=zz[j][:, keep])
         slope = (pt[j][keep] / ej)[:, None] * np.stack([np.cos(phi[j][keep]), np.sin(phi[j][keep])], 1)
-        _add_em(expected, ev, r, ej, t_int[r] + conv[j][keep], t + dom.depth_shift_x0, a, dom.lateral_scale, slope,
-                z_int[r])
+        # after conversion: the e+e- pair's shower, T shortened so that <t_max> = t_int + T_e(E_gamma) + 1 X0 (PDG)
+        t_pair = np.maximum(t - (PHOTON_CONV_X0 - PHOTON_DT_MAX_X0), 0.5)
+        _add_em(expected, ev, r, ej, t_int[r] + conv[j][keep], t_pair + dom.depth_shift_x0, a, dom.lateral_scale,
+                slope, z_int[r])
     # --- hadronic component: 2 broad lumps starting deeper, visible fraction ~ Gamma, grows with remaining depth
     p2 = 1 - np.exp(-np.clip(path - lat["d_int"], 0, None)[rows] / pm.lambda_i_cm)
     e_had = e_true[rows] * (1 - lat["f_em"][rows]) * np.minimum(1.0, 0.3 + p2) * lat["g"][rows] * dom.hadron_scale
