@@ -103,8 +103,10 @@ class ProtonModel:
     # pi0/eta takes most of the energy and the baryonic remainder leaves with little visible deposit. Its rate is
     # [NF]; physics.md says to calibrate this tail to the AMS ECAL rejection (~1e3-1e4 at 90 % e efficiency, [R]):
     # with 10 % a gradient-boosted classifier on the shower shapes passes 0 of 11650 1-2 TeV protons at 90 % (1 at
-    # 95 %), i.e. rejection >~ 1e4, the upper end; raising it to 20 % changes little, since the photons' conversion
-    # length puts their maximum ~1 X0 deeper than an electron's. Two collinear decay photons, flat energy share.
+    # 95 %), i.e. rejection >~ 1e4, the upper end; raising it to 20 % changes little, since photon showers peak
+    # ~1 X0 deeper than an electron's, counted from the pi0 production depth (PDG C_gamma - C_e). Re-measured after
+    # the full-layer lateral and photon-depth fixes: 4 of 14630 pass at 90 % (3.7e3), docs/simulation.md. Two
+    # collinear decay photons, flat energy share.
     p_leading_pi0: float = 0.10
     leading_inelasticity_beta: tuple[float, float] = (6.0, 1.5)
     leading_share_beta: tuple[float, float] = (8.0, 1.0)
@@ -592,6 +594,9 @@ def simulate(n: int, particle: str = "electron", domain: str | EcalDomain = "mc"
     lo, hi = map(float, energy_range)
     norm = float(weight_norm or max(n, 1))
     width = window or WINDOW  # the same for both classes: a class-dependent edge would be a fake discriminant
+    if not 1 <= width <= N_CELLS:
+        raise ConfigError(f"window={window}: cells per layer receiving shower energy must be 1..{N_CELLS} "
+                          f"(leave it unset for the whole layer)")
     run = seed_seq[0] if run is None else run
     # blocks of ~2k events keep the per-cell temporaries in cache (2x faster than one big array); each block
     # writes into views of the preallocated output
