@@ -1,7 +1,7 @@
 """Training cache: a set's ROOT file converted once to memory-mapped ``.npy`` arrays, reused across epochs and runs.
 
-Re-reading ROOT every epoch would starve the model (``../shared/measured.md``: uproot reads ~25-46k events/s of
-18x72 images, ``np.load`` of the same ~1.35M events/s). A cache folder ``<cache_dir>/<set>/`` holds
+Re-reading ROOT every epoch would starve the model (``benchmarks/bench_io.py`` measures both: "ROOT read amsnb.io"
+against "npy read (memory-mapped)" of the same 18x72 images). A cache folder ``<cache_dir>/<set>/`` holds
 ``images.npy`` (N, 1, 18, 72) in MeV (float32, or float16 to halve disk and page cache: float16 keeps 3 significant
 digits up to 65504 MeV, ADC saturation is ~169 GeV per cell, so float16 clips the hottest TeV cells; use float32
 above ~1 TeV), ``label``, ``weight``, ``domain``, ``energy``, ``run``, ``event`` and a ``meta.json`` that ties it to

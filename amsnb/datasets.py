@@ -130,6 +130,11 @@ def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | Non
     else:
         from .sim.ecal import generate_table1
 
+        previous = load_manifest(wd).get("request", {}).get("origin", {})
+        if previous.get("kind") == "user files":
+            raise ConfigError(f"{wd.sets} holds sets selected from your own files ({previous.get('mapping') or 'no '}"
+                              "mapping); this call has no input_files and would replace them with simulation. "
+                              "Pass the same input_files/mapping parameters, or use another workdir.")
         if iss_scale is None:
             old = load_manifest(wd).get("request", {}).get("origin", {})
             same = old.get("scale") == scale and old.get("seed") == seed

@@ -5,7 +5,7 @@ each layer in :data:`amsnb.schema.LAYER_VIEW`), so a user's own images are recon
 simulation's. All steps are vectorised numpy: cell moments are matrix products, the longitudinal fit is a
 template grid search (one matrix product), so ~10^5 showers reconstruct in seconds.
 
-Geometry and the correction forms follow ``../shared/physics.md`` §1 (AMS ``AMSEcalShower``): the rear-leak
+Geometry and the correction forms follow ``docs/physics.md`` §1 (AMS ``AMSEcalShower``): the rear-leak
 correction ``E = k E_raw / (1 - c f_last)`` and the high-energy ADC-overflow correction. Their constants are
 calibrated on amsnb's own electron simulation (see ``docs/simulation.md``), as AMS calibrates them on its MC.
 """

@@ -53,6 +53,12 @@ def _evaluate(expr: str, raw: Mapping[str, np.ndarray]) -> np.ndarray:
                               f"(use branch names, numbers, + - * / **, and {', '.join(_NUMPY)})")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _NUMPY):
             raise ConfigError(f"mapping expression '{expr}': only the functions {', '.join(_NUMPY)} are allowed")
+        if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or
+                                               not isinstance(node.value, (int, float))):
+            raise ConfigError(f"mapping expression '{expr}': only numbers are allowed as constants")
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and not (
+                isinstance(node.right, ast.Constant) and abs(node.right.value) <= 16):
+            raise ConfigError(f"mapping expression '{expr}': exponents must be numbers with |p| <= 16")
     return np.asarray(eval(compile(tree, "<mapping>", "eval"), {"__builtins__": {}}, {**_NUMPY, **raw}))
 
 

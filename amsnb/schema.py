@@ -6,7 +6,7 @@ ntuple is mapped onto it with a YAML branch mapping (:mod:`amsnb.mapping`). ``do
 generated from these tables (``python -m amsnb.schema > docs/schema.md``), so code and documentation
 cannot drift apart.
 
-ECAL geometry conventions (``../shared/physics.md`` §1): 18 readout layers, index 0 at the top (the
+ECAL geometry conventions (``docs/physics.md`` §1): 18 readout layers, index 0 at the top (the
 particle enters at layer 0), 72 cells of 0.9 cm per layer, cell 0 at the -x (or -y) edge. The view
 alternates per *superlayer* (two readout layers each): superlayers 0, 2, 4, 6, 8 (layers 0-1, 4-5,
 8-9, 12-13, 16-17) have fibres along x and measure **y**; superlayers 1, 3, 5, 7 (layers 2-3, 6-7,

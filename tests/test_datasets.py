@@ -82,6 +82,10 @@ def test_sets_from_user_files_manifest_split_and_reuse(tmp_path):
     looser = cuts.load().with_window("unit_charge", max=0.5)
     datasets.ensure_ecal_sets(wd, scale=1, seed=1, input_files=raw, cuts=looser, progress=False)
     assert datasets.load_manifest(wd)["request"]["cuts_digest"] == looser.digest() != cuts.load().digest()
+    # a later call without input_files refuses to replace the user's sets with simulation
+    with pytest.raises(ConfigError, match="your own files"):
+        datasets.ensure_ecal_sets(wd, scale=1, seed=1, progress=False)
+    assert all(p.exists() for p in again.values())
 
 
 def test_one_list_is_routed_by_domain_and_label(tmp_path):

@@ -152,6 +152,16 @@ def test_example_mapping_is_valid():
     assert m.tree == "amstreea" and m.branches["energy"] == "EcalEnergyE"
 
 
+def test_mapping_expressions_are_restricted():
+    from amsnb.mapping import _evaluate
+
+    raw = {"E": np.array([4.0, 9.0])}
+    np.testing.assert_allclose(_evaluate("sqrt(E) * 2 + E**2", raw), [20.0, 87.0])
+    for bad in ("E.__class__", "__import__('os')", "'ab' * 3", "9**9**9", "open('x')", "[E for E in E]"):
+        with pytest.raises(ConfigError):
+            _evaluate(bad, raw)
+
+
 def test_wrong_shape(tmp_path):
     a = _events(10)
     a2 = dict(a)

@@ -48,7 +48,7 @@ def test_cvt13_parameter_count():
 
 
 def test_coatnet_tiny_is_small():
-    """The tiny preset is meant for 2 CPU cores (~0.3 M parameters, shared/measured.md)."""
+    """The tiny preset is meant for 2 CPU cores (~0.3 M parameters)."""
     assert 2e5 < M.build("coatnet", "tiny").label_parameters() < 5e5
 
 

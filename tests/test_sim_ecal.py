@@ -190,5 +190,9 @@ def test_generate_table1_resumable(tmp_path):
     mtime = paths["mc_low"].stat().st_mtime_ns
     again = ecal.generate_table1(tmp_path, scale=2e-4, seed=3, iss_scale=3e-4, progress=False)
     assert again["mc_low"].stat().st_mtime_ns == mtime  # complete files are kept
+    before = io.read(paths["mc_low"], branches=["energy"])["energy"]
+    other = ecal.generate_table1(tmp_path, scale=2e-4, seed=4, iss_scale=3e-4, progress=False)
+    after = io.read(other["mc_low"], branches=["energy"])["energy"]
+    assert not np.array_equal(before, after)  # another seed regenerates instead of reusing stale events
     assert ecal.cli_main(["--preset", "electrons", "--n", "50", "--out", str(tmp_path / "e.root")]) == 0
     assert io.num_entries(tmp_path / "e.root") == 50

@@ -245,11 +245,12 @@ def test_cli_trains_from_root_files(tmp_path):
         a["ecal_edep"][:] = rng.exponential(5.0, a["ecal_edep"].shape) * (1 + 20 * (a["label"] == 1))[:, None, None]
         a["event"][:] = np.arange(n)
         a["weight"][:] = 1.0
-        io.write(tmp_path / f"{name}.root", a, ECAL)
-    cfg = {"model": "cnn", "model_config": "tiny", "train": str(tmp_path / "train.root"),
-           "target": str(tmp_path / "target.root"), "outdir": str(tmp_path / "out"), "val_fraction": 0.25,
+        io.write(tmp_path / name / "ecal.root", a, ECAL)  # same file name in two folders: separate caches
+    cfg = {"model": "cnn", "model_config": "tiny", "train": str(tmp_path / "train" / "ecal.root"),
+           "target": str(tmp_path / "target" / "ecal.root"), "outdir": str(tmp_path / "out"), "val_fraction": 0.25,
            "train_config": {"epochs": 1, "batch_size": 16, "use_da": True, "progress": False}}
     (tmp_path / "run.json").write_text(json.dumps(cfg))
     assert main(["--config", str(tmp_path / "run.json")]) == 0
     model = load_model(tmp_path / "out" / "model")
     assert model(torch.zeros(2, 1, 18, 72))["logits"].shape == (2, 2)
+    assert len([d for d in (tmp_path / "out" / "cache").iterdir() if d.is_dir()]) == 2

@@ -170,7 +170,7 @@ def load_model(folder: str | os.PathLike, device: str = "cpu") -> nn.Module:
 #: Input of every image model: cell energies in MeV, shape (B, 1, N_LAYERS, N_CELLS) = (B, 1, 18, 72).
 IMAGE_SHAPE = (1, 18, 72)
 #: Default energy scale of the input transform: about one MIP per cell (10 HG counts at 0.873 count/MeV,
-#: ../shared/physics.md section 1), so x = log1p(E / 11.5 MeV) is ~0.7 for a MIP and ~10 for a TeV shower core.
+#: docs/physics.md section 1), so x = log1p(E / 11.5 MeV) is ~0.7 for a MIP and ~10 for a TeV shower core.
 ENERGY_SCALE_MEV = 10.0 / 0.873
 
 

@@ -3,7 +3,8 @@
 Inputs follow the seed's slides: tracker hit positions L1-L8 (x and y sides) and layer charges L2-L8 of the main
 and second tracks, cluster counts L1-L8 per side, rigidities inner and inner+L1, and the standalone TOF variables.
 The L1 charge is *not* a network input, so the L1-charge template fit of notebook 07 stays independent of the cut.
-Graph building is a tested transform on its own (``../shared/style.md``: PyG); the GNN only consumes the graph.
+Graph building is a tested transform on its own (the PyTorch Geometric way: ``Data``/``Batch``); the GNN
+only consumes the graph.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Physics-based fast simulation of electrons and protons in the AMS-02 ECAL, written in the amsnb schema.
 
 AMS flight data and MC are not public, so every notebook runs on showers made here. The model is built from
-published parametrisations, fixed before any classifier is trained (constants cite ``../shared/physics.md``):
+published parametrisations, fixed before any classifier is trained (constants cite ``docs/physics.md``):
 
 * geometry: 18 layers x 72 cells of 0.9 cm, 16.65 cm of Pb/fibre composite = 17.3 X0 = 0.64 lambda_I (§1);
 * electrons: GFLASH sampling-calorimeter longitudinal Gamma profile with correlated event-by-event fluctuations of
@@ -754,6 +754,19 @@ def _shuffle_merge(a: dict, b: dict, rng) -> dict:
     return {k: v[perm] for k, v in out.items()}
 
 
+def generator_digest() -> str:
+    """A digest of the simulation and reconstruction code: a raw file is reused only if the same code made it
+    (a changed domain knob, proton model or reconstruction regenerates the samples instead of reusing stale ones)."""
+    import hashlib
+
+    from .. import ecalreco
+
+    h = hashlib.sha1()
+    for source in (Path(__file__), Path(ecalreco.__file__)):
+        h.update(source.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def write_set(path: str | Path, spec: SetSpec, n_e: int, n_p: int, seed: int, set_index: int,
               chunk: int = 20_000, progress: bool = True) -> Path:
     """Write one set: electrons and protons interleaved chunk by chunk (each chunk seeded by (seed, set, k))."""
@@ -811,15 +824,20 @@ def generate_table1(outdir: str | Path, scale: float = 1.0, seed: int = 1, iss_s
     out = {}
     for i, spec in enumerate(TABLE1):
         path = outdir / f"{spec.name}.root"
+        stamp = path.with_suffix(".json")  # written once the file is complete: what made it
         n_e, n_p = sizes[spec.name]
-        if path.exists():
+        made_by = {"seed": seed, "set_index": i, "electrons": n_e, "protons": n_p, "chunk": chunk,
+                   "generator": generator_digest()}
+        if path.exists() and stamp.exists():
             try:
-                if num_entries(path) == n_e + n_p:
+                if json.loads(stamp.read_text()) == made_by and num_entries(path) == n_e + n_p:
                     out[spec.name] = path
                     continue
             except Exception:
                 pass
+        stamp.unlink(missing_ok=True)
         write_set(path, spec, n_e, n_p, seed, i, chunk, progress)
+        stamp.write_text(json.dumps(made_by))
         out[spec.name] = path
     meta = {"seed": seed, "scale": scale, "iss_scale": iss_scale,
             "sets": {s.name: {"electrons": sizes[s.name][0], "protons": sizes[s.name][1], "domain": s.domain,

@@ -3,7 +3,7 @@
 Why: the "below-L1" background of seed 004 comes from nuclei that fragment between tracker L1 and L2 (TRD +
 upper TOF): L1 shows the parent's charge, the inner tracker the fragment's. This module reproduces that
 topology with per-layer charge, position and cluster-count responses so the MDA network and the template fit
-of the L1 charge have something physical to learn and measure. Every constant cites ``../shared/physics.md``
+of the L1 charge have something physical to learn and measure. Every constant cites ``docs/physics.md``
 (§5 tracker/TOF, §6 fragmentation, §7 flux ratios) or is marked as an assumption ([R]/[NF] there) and is a
 field of :class:`NucleiConfig` or :class:`NucleiDomain`, so a scan is a parameter change.
 

@@ -45,7 +45,23 @@ def _dataset(spec, cache_dir: Path, max_events=None, unlabeled=False):
     from ..cache import EcalDataset, build_cache
 
     p = Path(spec)
-    folder = p if p.is_dir() else build_cache(p, cache_dir, progress=False)
+    if p.is_dir():
+        folder = p
+    else:
+        import hashlib
+
+        import torch
+
+        # one cache folder per source path (files of the same name in different folders must not collide)
+        name = f"{p.stem}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:8]}"
+        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if dist and torch.distributed.get_rank() != 0:
+            torch.distributed.barrier()  # rank 0 builds the cache first; the others then reuse it
+            folder = build_cache(p, cache_dir, progress=False, name=name)
+        else:
+            folder = build_cache(p, cache_dir, progress=False, name=name)
+            if dist:
+                torch.distributed.barrier()
     ds = EcalDataset(folder, unlabeled=unlabeled)
     return ds.subset(max_events) if max_events else ds
 
