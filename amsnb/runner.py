@@ -101,11 +101,7 @@ def run_notebook(nb: Path, workdir: Workdir, profile: str, overrides: dict[str, 
     params["workdir"] = str(workdir.path)
     params.update(overrides or {})
     declared = _declared_parameters(nb)
-    unknown = set(overrides or {}) - declared
-    if unknown:
-        raise ConfigError(f"{nb.name} has no parameter(s) {sorted(unknown)} (-p/--sweep); "
-                          f"its parameters: {', '.join(sorted(declared))}")
-    params = {k: v for k, v in params.items() if k in declared}
+    params = {k: v for k, v in params.items() if k in declared}  # e.g. input_files goes to the ECAL notebooks only
     out_dir = workdir.path / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / (nb.stem + (f"__{tag}" if tag else "") + ".ipynb")
@@ -139,6 +135,12 @@ def run_series(profile: str = "default", only: list[str] | None = None, workdir:
         raise ConfigError(f"unknown profile '{profile}'; known: {', '.join(profiles.names())}")
     wd = Workdir(workdir or f"runs/{profile}")
     nbs = discover(Path(nb_dir) if nb_dir else notebooks_dir(), only)
+    declared = {nb.name: _declared_parameters(nb) for nb in nbs}
+    unknown = set(params or {}) | set(sweeps or {})
+    unknown -= set().union(*declared.values()) if declared else set()
+    if unknown:
+        raise ConfigError(f"no notebook of this run has the parameter(s) {sorted(unknown)} (-p/--sweep); "
+                          + "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in declared.items()))
     kernel = ensure_kernel()
     runs: list[NotebookRun] = []
     t0 = time.perf_counter()

@@ -66,7 +66,7 @@ def test_failure_names_notebook_and_cell_and_keeps_output(series, tmp_path):
 def test_only_and_unknown_parameter(series, tmp_path):
     runs = runner.run_series("smoke", only=["2"], workdir=tmp_path / "wd", nb_dir=series, log=lambda *a, **k: None)
     assert [r.notebook for r in runs] == ["02_b.ipynb"]
-    with pytest.raises(ConfigError, match="no parameter.*'y'"):
+    with pytest.raises(ConfigError, match="no notebook of this run has the parameter.*'y'"):
         runner.run_series("smoke", workdir=tmp_path / "wd", params={"y": 1}, nb_dir=series, log=lambda *a, **k: None)
     with pytest.raises(ConfigError, match="--only 09"):
         runner.discover(series, ["09"])
