@@ -11,13 +11,7 @@ from amsnb.errors import ConfigError, InputFileError
 IMAGES = torch.rand(3, 1, 18, 72) * 200.0  # MeV
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny models gain nothing from more, and the CI/dev machines are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", ["cnn", "cvt", "coatnet"])

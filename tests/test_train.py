@@ -16,13 +16,7 @@ from amsnb.train.trainer import epoch_batches
 N_FEAT = 12
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny models gain nothing from more, and the CI/dev machines are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(n=256, seed=0, shift=0.0, labeled=True):
