@@ -18,6 +18,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError, InputFileError
@@ -101,14 +102,21 @@ def make_config(name: str, config=None):
     return cls(**{k: _tuples(v) for k, v in values.items()})
 
 
-def build(name: str, config=None) -> nn.Module:
+def build(name: str, config=None, seed: int | None = None) -> nn.Module:
     """Build model ``name`` (``cnn``, ``cvt``, ``coatnet``, ``mda``, ...) from its config; weights are random.
 
+    ``seed`` makes the initial weights reproducible across processes (torch's default generator is seeded
+    randomly per process) without touching the global RNG state; ``None`` draws from the global generator.
     The returned module carries ``amsnb_name`` and ``amsnb_config`` so :func:`save_model` can describe it.
     """
     fn, _ = _lookup(name)
     cfg = make_config(name, config)
-    model = fn(cfg)
+    if seed is None:
+        model = fn(cfg)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = fn(cfg)
     model.amsnb_name = name
     model.amsnb_config = cfg
     return model

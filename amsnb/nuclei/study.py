@@ -119,7 +119,7 @@ def train(wd: Workdir, sets: Mapping, z_sel: int, train_config: Mapping, model_c
     tc = dict(train_config)
     tc.setdefault("early_stopping_metric", "auc")
     cfg = TrainConfig.from_dict(tc)
-    model = build("mda", model_config)
+    model = build("mda", model_config, seed=cfg.seed)
     fit_normalization(model, sets["train"])
     res = fit(model, sets["train"], sets["val"], sets["target"] if cfg.use_da else None, cfg, folder / "train",
               collate_fn=graph.collate)

@@ -86,8 +86,7 @@ def run(cfg: dict):
     else:
         val, train = train.split(float(cfg.get("val_fraction", 0.2)), seed=tcfg.seed)
     target = _dataset(cfg["target"], cache_dir, unlabeled=True) if cfg.get("target") else None
-    torch.manual_seed(tcfg.seed)
-    model = build(cfg["model"], cfg.get("model_config"))
+    model = build(cfg["model"], cfg.get("model_config"), seed=tcfg.seed)
     result = fit(model, train, val, target, tcfg, outdir / "train")
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     if rank == 0 and result.finished:

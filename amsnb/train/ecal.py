@@ -129,13 +129,10 @@ def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, 
                 seed: int = 1):
     """Build ``model``/``preset`` with seed ``seed`` and :func:`fit` it into ``models/<tag>/train`` (resumes there;
     a finished run returns at once with its best weights)."""
-    import torch
-
     from ..models import build
     from .trainer import fit
 
-    torch.manual_seed(seed)
-    net = build(model, preset)
+    net = build(model, preset, seed=seed)
     return fit(net, data.train, data.val, data.target if config.use_da else None, config,
                wd.models / tag / "train", callbacks=callbacks)
 
