@@ -1,5 +1,7 @@
-"""Threshold tuner responsiveness: the working-point engine (``amsnb.metrics.WorkingPointEngine``) and one full
-slider update of ``amsnb.widgets.threshold_tuner.ThresholdTuner`` (readout + artists + blit + PNG for the widget).
+"""Widget responsiveness. Threshold tuner: the working-point engine (``amsnb.metrics.WorkingPointEngine``) and one
+full slider update of ``amsnb.widgets.threshold_tuner.ThresholdTuner`` (readout + artists + blit + PNG for the
+widget). Cut explorer: one slider release (cut flow + N-1 of the whole sample, redraw, PNG), and the pure
+recomputation (:func:`amsnb.widgets.cut_explorer.explore`) alone.
 
 Target (issue 6): with 1e6 events, readout + plot update <= 50 ms. Sample: :func:`demo_scores` (Beta toy scores,
 20 % electrons), energies log-uniform 200-2000 GeV, 12 energy bins. Each figure is the median of repeated queries
@@ -85,7 +87,24 @@ def run(quick: bool = False) -> list[dict]:
     out.append(dict(name="energy-range change: curve + histograms recomputed + draw",
                     value=_median_ms(energy, range(min(reps, 8))), unit="ms", note=f"{n:.0e} events, median of "
                     f"{min(reps, 8)}; not per threshold move"))
+    out.extend(cut_explorer(quick))
     return out
+
+
+def cut_explorer(quick: bool) -> list[dict]:
+    """The cut explorer recounts every event per release (no precomputed cumulative sums: any cut may move)."""
+    from amsnb.widgets.cut_explorer import CutExplorer, demo_sample, explore
+
+    n = 20_000 if quick else 100_000
+    reps = 10
+    events = demo_sample(n, seed=5)
+    ex = CutExplorer(events, "default", set_name="mc_high", cut="e_over_r")
+    lows = np.linspace(0.3, 0.9, reps)
+    note = f"{n:.0e} simulated events (default cut set, 7 cuts), median of {reps}"
+    return [dict(name="cut explorer: cut flow + N-1 recount (explore)", unit="ms", note=note,
+                 value=_median_ms(lambda lo: explore(events, ex.cutset, "e_over_r", lo, 5.0, "mc_high"), lows)),
+            dict(name="cut explorer: slider release (recount + redraw + PNG)", unit="ms", note=note,
+                 value=_median_ms(lambda lo: setattr(ex.lo, "value", float(lo)), lows))]
 
 
 if __name__ == "__main__":

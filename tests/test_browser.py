@@ -214,3 +214,61 @@ def test_shower_browser_app_next(browser):
         assert _wait_change(page, ".amsnb-event-label", expected_next).strip() == expected_first
         page.screenshot(path=str(ARTIFACTS / "shower_browser.png"), full_page=True)
     page.close()
+
+
+def _bounds(page) -> tuple[float | None, float | None]:
+    span = page.locator(".amsnb-cut-window .amsnb-cut-bounds").first
+    return tuple(None if v == "None" else float(v) for v in (span.get_attribute("data-lo"),
+                                                             span.get_attribute("data-hi")))
+
+
+def _final_counts(page) -> list[int]:
+    """The last cut-flow row's event counts (one per class, in the table's column order)."""
+    cells = page.locator(".amsnb-cut-table tr").last.locator("td").all_inner_texts()
+    return [int(c) for c in cells[2::3]]
+
+
+def test_cut_explorer_app_keyboard(browser):
+    """The cut explorer app: moving the selected cut's minimum by keyboard changes the displayed window, and the
+    cut flow on the page is exactly amsnb.cuts.cut_flow of the app's (seeded) sample for that window."""
+    from amsnb import cuts
+    from amsnb.widgets.cut_explorer import demo_sample
+
+    app = "widgets/cut_explorer.ipynb"
+    params = _parameters(app)
+    assert not params["data_files"], "the test relies on the app's simulated sample"
+    events = demo_sample(params["n_events"], params["seed"])
+    cutset = cuts.load(params["cuts"])
+
+    def expected(lo, hi):
+        flow = cuts.cut_flow(events, cutset.with_window(params["cut"], min=lo, max=hi, set_name=params["set_name"]),
+                             params["set_name"])
+        return [int(flow.counts[c][-1]) for c in flow.classes]
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    with voila(app) as url:
+        page.goto(url, timeout=RENDER_TIMEOUT_MS)
+        page.wait_for_selector(".amsnb-cut-table table", timeout=RENDER_TIMEOUT_MS)
+        lo0, hi0 = _bounds(page)
+        assert (lo0, hi0) == cutset[params["cut"]].window(params["set_name"])
+        assert _final_counts(page) == expected(lo0, hi0)
+        before = _final_counts(page)
+
+        handle = page.locator(".amsnb-cut-lo .noUi-handle").first
+        handle.focus()
+        window_text = page.inner_text(".amsnb-cut-window")
+        for _ in range(5):  # 5 % of the slider's range: enough to remove events
+            page.keyboard.press("ArrowRight")
+        _wait_change(page, ".amsnb-cut-window", window_text)
+        deadline = time.time() + 30
+        while True:  # each key press is one update: wait for the last one to land
+            lo, hi = _bounds(page)
+            shown = _final_counts(page)
+            if shown == expected(lo, hi) and lo > lo0 or time.time() > deadline:
+                break
+            time.sleep(0.3)
+        assert lo > lo0 and hi == hi0
+        assert shown == expected(lo, hi)
+        assert shown != before and sum(shown) < sum(before)
+        page.screenshot(path=str(ARTIFACTS / "cut_explorer.png"), full_page=True)
+    page.close()

@@ -27,3 +27,16 @@ def label(ax, text: str = "", loc: int = 0):
     import mplhep as hep
 
     return hep.label.exp_label(exp="AMS-02", text=text, com=None, lumi=None, ax=ax, loc=loc)
+
+
+def canvas_png(fig) -> bytes:
+    """The figure's current Agg buffer as PNG bytes (zlib level 1): what the widgets push to an ``ipywidgets.Image``
+    (ipympl canvases render blank under Voila here; an Image updates in place without flicker)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).save(buf, format="png", compress_level=1)
+    return buf.getvalue()

@@ -2,16 +2,48 @@
 
 The widget is thin wiring around :func:`explore`, a pure function (cut set + window -> cut flow + N-1 data), so the
 behaviour is tested by setting ``slider.value`` and reading ``explorer.state`` (the ipywidgets testing pattern).
+The Voila app ``widgets/cut_explorer.ipynb`` builds it with :meth:`CutExplorer.from_source`.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..cuts import CutFlow, CutSet, NMinusOne, cut_flow, load, n_minus_one
+from ..errors import ConfigError
+
+#: Table-1 reconstructed-energy range of the demonstration sample (GeV): mc_high's, generated a little wider
+DEMO_ENERGY_RANGE = (900.0, 2200.0)
+
+
+def demo_sample(n: int = 20000, seed: int = 5, energy_range=DEMO_ENERGY_RANGE) -> dict[str, np.ndarray]:
+    """``n`` simulated MC events, half electrons and half protons, in ``energy_range`` (reconstructed energy): the
+    cut explorer app's data when no file is given. Seeded, so a test rebuilds exactly what the app shows."""
+    from ..sim.ecal import simulate
+
+    if int(n) < 2:
+        raise ConfigError(f"n_events={n}: the demonstration sample needs at least 2 events")
+    parts = [simulate(int(n) // 2 + i * (int(n) % 2), part, "mc", seed=[seed, i], energy_range=energy_range)
+             for i, part in enumerate(("electron", "proton"))]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def load_events(data_files: str = "", cuts="default", mapping: str | None = None, n_events: int = 20000,
+                seed: int = 5) -> dict[str, np.ndarray]:
+    """The branches the cut set needs (plus ``label``/``weight``), from ROOT files (comma-separated paths or a glob;
+    ``mapping`` translates a user's branch names) or, with ``data_files`` empty, from :func:`demo_sample`.
+    ``n_events`` caps what is read (0: everything). Events with a NaN in a needed branch are dropped."""
+    if not data_files:
+        return demo_sample(n_events, seed)
+    from .. import io
+
+    branches = load(cuts).branches() + ["label", "weight"]
+    return io.read(data_files, branches=branches, mapping=mapping or None, nan_policy="drop",
+                   max_events=int(n_events) or None)
 
 
 @dataclass
@@ -41,11 +73,20 @@ class CutExplorer:
         self.cutset = load(cuts)
         self.set_name = set_name
         self.steps = steps
+        if cut is not None and cut not in self.cutset.names:
+            raise ConfigError(f"cut='{cut}' is not in cut set '{self.cutset.name}'; choose from {self.cutset.names}")
         self.cut_select = W.Dropdown(options=self.cutset.names, value=cut or self.cutset.names[0], description="cut")
-        self.lo = W.FloatSlider(description="min", continuous_update=False, readout_format=".3g")
-        self.hi = W.FloatSlider(description="max", continuous_update=False, readout_format=".3g")
+        self.lo = W.FloatSlider(description="min", continuous_update=False, readout_format=".3g",
+                              layout=W.Layout(width="360px"))
+        self.hi = W.FloatSlider(description="max", continuous_update=False, readout_format=".3g",
+                              layout=W.Layout(width="360px"))
+        self.window_label = W.HTML()
         self.table = W.HTML()
-        self.out = W.Output()
+        self.image = W.Image(format="png", layout=W.Layout(width="600px"))
+        for w, css in ((self.cut_select, "amsnb-cut-select"), (self.lo, "amsnb-cut-lo"), (self.hi, "amsnb-cut-hi"),
+                       (self.window_label, "amsnb-cut-window"), (self.table, "amsnb-cut-table"),
+                       (self.image, "amsnb-cut-figure")):
+            w.add_class(css)
         self._fig = None
         self._updating = False
         self.state: ExplorerState | None = None
@@ -53,7 +94,13 @@ class CutExplorer:
         self.cut_select.observe(lambda _c: self._configure(), names="value")
         self.lo.observe(self._on_slider, names="value")
         self.hi.observe(self._on_slider, names="value")
-        self.widget = W.VBox([W.HBox([self.cut_select, self.lo, self.hi]), self.table, self.out])
+        self.widget = W.VBox([W.HBox([self.cut_select, self.lo, self.hi]), self.window_label, self.table, self.image])
+
+    @classmethod
+    def from_source(cls, data_files: str = "", cuts="default", set_name: str | None = None, cut: str | None = None,
+                    mapping: str | None = None, n_events: int = 20000, seed: int = 5) -> CutExplorer:
+        """The explorer on ROOT files or, with ``data_files`` empty, on a simulated sample (:func:`load_events`)."""
+        return cls(load_events(data_files, cuts, mapping, n_events, seed), cuts, set_name=set_name, cut=cut)
 
     def _configure(self) -> None:
         """Slider ranges from the variable's spread and the current window of the chosen cut."""
@@ -86,24 +133,44 @@ class CutExplorer:
         lo = float(self.lo.value) if lo_w is not None else None
         hi = float(self.hi.value) if hi_w is not None else None
         self.state = explore(self.arrays, self.cutset, cut.name, lo, hi, self.set_name)
+        self.window_label.value = self.window_html()
         self.table.value = self.state.flow.html()
         self._draw()
         return self.state
 
-    def _draw(self) -> None:
-        import matplotlib.pyplot as plt
+    def window_html(self) -> str:
+        """The window in force, rounded for the eye; the exact bounds (``repr``) ride in data attributes so a
+        browser test can recompute the cut flow for precisely what the page shows."""
+        cut = self.state.cutset[self.state.cut]
+        lo, hi = cut.window(self.set_name)
+        parts = ([] if lo is None else [f"{lo:.6g}"]) + [f"<code>{html.escape(cut.variable)}</code>"]
+        text = " &le; ".join(parts + ([] if hi is None else [f"{hi:.6g}"]))
+        return (f'<span class="amsnb-cut-bounds" data-cut="{html.escape(cut.name)}" data-lo="{lo!r}" '
+                f'data-hi="{hi!r}">{html.escape(cut.name)}: {text}</span>')
 
+    def _draw(self) -> None:
+        import matplotlib
+
+        from ..plotting import canvas_png
         from ..plotting.cuts import single_n_minus_one
 
         if self._fig is None:
-            with plt.ioff():
-                self._fig, self._ax = plt.subplots(figsize=(6, 4))
-        single_n_minus_one(self.state.nm1, self._ax)
-        self.out.clear_output(wait=True)
-        with self.out:
-            from IPython.display import display
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
 
-            display(self._fig)
+            # off pyplot: no second copy shown by the inline backend. Fixed margins: a layout engine would
+            # double the redraw time (measured in benchmarks/bench_widgets.py)
+            self._fig = Figure(figsize=(6, 4), dpi=matplotlib.rcParams["figure.dpi"])
+            FigureCanvasAgg(self._fig)
+            self._ax = self._fig.add_subplot()
+            self._fig.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.92)
+        single_n_minus_one(self.state.nm1, self._ax)
+        self._fig.canvas.draw()
+        self.image.value = canvas_png(self._fig)
+
+    def png(self) -> bytes:
+        """The current N-1 plot as PNG bytes (for saving or a report)."""
+        return self.image.value
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -286,13 +286,9 @@ class ShowerBrowser:
 
     def png(self) -> bytes:
         """The current Agg buffer as PNG bytes (fast zlib level 1)."""
-        import io
+        from ..plotting import canvas_png
 
-        from PIL import Image
-
-        buf = io.BytesIO()
-        Image.fromarray(np.asarray(self.fig.canvas.buffer_rgba())).save(buf, format="png", compress_level=1)
-        return buf.getvalue()
+        return canvas_png(self.fig)
 
     def _ipython_display_(self):
         from IPython.display import display

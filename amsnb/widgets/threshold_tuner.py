@@ -408,16 +408,11 @@ class ThresholdTuner:
         """Static mode: the Agg buffer (already blitted or drawn) as a fast PNG into the Image widget."""
         if self._interactive:
             return
-        import io
+        from ..plotting import canvas_png
 
-        from PIL import Image
-
-        canvas = self.fig.canvas
         if not self._blit:
-            canvas.draw()
-        buf = io.BytesIO()
-        Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buf, format="png", compress_level=1)
-        self._canvas_widget.value = buf.getvalue()
+            self.fig.canvas.draw()
+        self._canvas_widget.value = canvas_png(self.fig)
 
     # -------------------------------------------------------------- output
     def save(self, path=None) -> Path:
