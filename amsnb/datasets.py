@@ -54,14 +54,9 @@ def _file_info(path: Path) -> dict:
 
 
 def _as_list(files) -> list[Path]:
-    if isinstance(files, (str, os.PathLike)):
-        parts = [p.strip() for p in str(files).split(",") if p.strip()]
-        out = []
-        for p in parts:
-            hits = sorted(Path().glob(p)) if any(ch in p for ch in "*?[") else [Path(p)]
-            out += hits
-        return out
-    return [Path(f) for f in files]
+    from .io import expand_files
+
+    return expand_files(files)
 
 
 def _resolve_inputs(input_files) -> tuple[dict[str, list[Path]], bool]:

@@ -34,6 +34,27 @@ def _as_paths(files: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Pa
     return paths
 
 
+def expand_files(files: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """A notebook parameter's file list as paths: a list, or one string of comma-separated paths and globs
+    (``"run1.root, flight/*.root"``). A glob that matches nothing is an error naming it; plain paths are checked
+    when they are opened."""
+    import glob
+
+    items = [files] if isinstance(files, os.PathLike) else (
+        [p.strip() for p in files.split(",") if p.strip()] if isinstance(files, str) else list(files))
+    out: list[Path] = []
+    for item in items:
+        text = os.fspath(item)
+        if any(ch in text for ch in "*?["):
+            hits = sorted(glob.glob(os.path.expanduser(text)))
+            if not hits:
+                raise InputFileError(f"{text}: no file matches this pattern; check the folder and the pattern")
+            out += [Path(h) for h in hits]
+        else:
+            out.append(Path(text).expanduser())
+    return out
+
+
 def open_tree(path: str | os.PathLike, tree: str):
     """Open ``tree`` in the ROOT file ``path`` with uproot, turning every failure into a clear message."""
     import uproot

@@ -164,6 +164,27 @@ def test_cut_explorer_updates_when_a_slider_moves():
     assert ex.lo.disabled and not ex.hi.disabled and ex.hi.value == pytest.approx(0.2)
 
 
+def test_cut_explorer_from_files_reads_only_what_the_cuts_need(tmp_path):
+    """The app's file path: the explorer on two ROOT files equals cut_flow_files on them; bad input names itself."""
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from amsnb.errors import InputFileError
+    from amsnb.widgets.cut_explorer import CutExplorer, load_events
+
+    files = [_random_file(tmp_path / f"part{i}.root", 800, i + 1) for i in range(2)]
+    events = load_events(f"{files[0]},{files[1]}", "default", n_events=0)
+    assert "ecal_edep" not in events and len(events["energy"]) == 1600
+    ex = CutExplorer.from_source(f"{files[0]},{files[1]}", "default", set_name="mc_high", cut="energy", n_events=0)
+    assert ex.state.flow.same_as(cuts.cut_flow_files(files, "default", "mc_high", progress=False))
+    assert len(load_events(str(files[0]), "default", n_events=300)["energy"]) >= 300  # stops after the chunk
+    with pytest.raises(InputFileError, match="nope.root"):
+        CutExplorer.from_source(str(tmp_path / "nope.root"))
+    with pytest.raises(ConfigError, match="cut='e_over_p'.*e_over_r"):
+        CutExplorer.from_source(str(files[0]), cut="e_over_p")
+
+
 # -------------------------------------------------------------------------------------------- dask
 def _random_file(path, n, seed):
     rng = np.random.default_rng(seed)

@@ -221,3 +221,13 @@ def test_cli_check_exit_codes(ecal_file, tmp_path, capsys):
     (tmp_path / "junk.root").write_bytes(b"junk")
     assert cli_main(["check", str(tmp_path / "junk.root")]) == 1
     assert "not a ROOT file" in capsys.readouterr().out
+
+
+def test_expand_files_commas_globs_and_a_glob_matching_nothing(tmp_path):
+    for name in ("b.root", "a.root", "c.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert io.expand_files(f"{tmp_path}/*.root") == [tmp_path / "a.root", tmp_path / "b.root"]  # absolute glob
+    assert io.expand_files(f" {tmp_path / 'c.txt'} , {tmp_path}/a.*") == [tmp_path / "c.txt", tmp_path / "a.root"]
+    assert io.expand_files([tmp_path / "x.root"]) == [tmp_path / "x.root"]  # checked when opened
+    with pytest.raises(InputFileError, match=r"flight/\*\.root: no file matches"):
+        io.expand_files(f"{tmp_path}/flight/*.root")

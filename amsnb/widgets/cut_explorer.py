@@ -42,7 +42,7 @@ def load_events(data_files: str = "", cuts="default", mapping: str | None = None
     from .. import io
 
     branches = load(cuts).branches() + ["label", "weight"]
-    return io.read(data_files, branches=branches, mapping=mapping or None, nan_policy="drop",
+    return io.read(io.expand_files(data_files), branches=branches, mapping=mapping or None, nan_policy="drop",
                    max_events=int(n_events) or None)
 
 

@@ -133,13 +133,12 @@ class ThresholdTuner:
 
     @classmethod
     def from_files(cls, score_files, **kw) -> ThresholdTuner:
-        """Tuner over score files (a list, or one comma-separated string); the model is the file's folder name
-        and the set its stem, as in ``scores/<model>/<set>.root``. Saves beside the first file."""
+        """Tuner over score files (a list, or one string of comma-separated paths and globs); the model is the
+        file's folder name and the set its stem, as in ``scores/<model>/<set>.root``. Saves beside the first file."""
         from .. import scores as _scores
+        from ..io import expand_files
 
-        if isinstance(score_files, str):
-            score_files = [f.strip() for f in score_files.split(",") if f.strip()]
-        files = [Path(f) for f in score_files]
+        files = expand_files(score_files)
         if not files:
             raise ConfigError("score_files is empty: give score files (scores/<model>/<set>.root) or a workdir")
         data: dict[str, dict] = {}
