@@ -166,16 +166,39 @@ def run_series(profile: str = "default", only: list[str] | None = None, workdir:
     return runs
 
 
+def _flat(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested metric dicts as dotted keys (``{"bdt": {"auc": ..}}`` -> ``bdt.auc``)."""
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def format_sweep_table(table: list[dict[str, Any]]) -> str:
-    """A plain-text table: one row per sweep point, its parameters and scalar metrics."""
-    pkeys = sorted({k for row in table for k in row["parameters"]})
-    mkeys = sorted({k for row in table for k, v in row["metrics"].items()
-                    if isinstance(v, (int, float)) and k not in pkeys})
-    header = pkeys + mkeys
-    rows = [[str(row["parameters"].get(k, "")) for k in pkeys]
-            + [f"{row['metrics'][k]:.4g}" if isinstance(row["metrics"].get(k), (int, float)) else "" for k in mkeys]
-            for row in table]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    """A plain-text table with one column per sweep point: its parameters, then the scalar metrics that differ
+    between points, nested ones as dotted keys (a notebook writes dozens; those equal in every run are counted;
+    ``sweep.json`` has them all). Transposed so that the width grows with the points, not with the metrics."""
+    if not table:
+        return "(empty sweep)"
+    pkeys = list(dict.fromkeys(k for row in table for k in row["parameters"]))
+    scalars = [{k: v for k, v in _flat(row["metrics"]).items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in pkeys} for row in table]
+    mkeys = sorted({k for m in scalars for k in m})
+    varying = [k for k in mkeys if len(table) == 1 or len({m.get(k) for m in scalars}) > 1]
+
+    def cell(v) -> str:
+        return "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    rows = [["", *(f"run {i + 1}" for i in range(len(table)))]]
+    rows += [[k, *(cell(row["parameters"].get(k)) for row in table)] for k in pkeys]
+    rule = len(rows)
+    rows += [[k, *(cell(m.get(k)) for m in scalars)] for k in varying]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(rule, "-" * min(sum(widths) + 2 * (len(widths) - 1), 120))
+    if len(varying) < len(mkeys):
+        lines.append(f"({len(mkeys) - len(varying)} metrics equal in every run are not shown; see sweep.json)")
     return "\n".join(lines)

@@ -79,6 +79,20 @@ def test_sweep_collects_table(series, tmp_path):
     assert [row["metrics"]["x"] for row in table] == [1, 2]
 
 
+def test_sweep_table_shows_points_as_columns_and_only_metrics_that_differ():
+    table = [{"parameters": {"use_da": u, "train_set": "mc_low"},
+              "metrics": {"auc": 0.9 + 0.01 * u, "seed": 1, "tag": "x", "n_train": 500, "ok": True,
+                          "iss": {"rej": 10 + u, "n": 7}}}
+             for u in (0, 1)]
+    lines = runner.format_sweep_table(table).splitlines()
+    assert lines[0].split() == ["run", "1", "run", "2"]
+    assert lines[1].split() == ["use_da", "0", "1"] and lines[2].split() == ["train_set", "mc_low", "mc_low"]
+    assert set(lines[3]) == {"-"}
+    assert lines[4].split() == ["auc", "0.9", "0.91"] and lines[5].split() == ["iss.rej", "10", "11"]
+    assert lines[6] == "(3 metrics equal in every run are not shown; see sweep.json)"  # seed, n_train, iss.n
+    assert len(lines) == 7
+
+
 def test_cli_run_reports_failure_without_traceback(series, tmp_path, capsys):
     code = cli_main(["run", "--profile", "smoke", "--notebooks", str(series), "--workdir", str(tmp_path / "wd"),
                      "-p", "x", "9"])
