@@ -1,15 +1,15 @@
 """amsnb: particle identification for AMS-02 in Jupyter.
 
 The package backs the numbered notebook series in ``notebooks/``. Submodules are imported lazily
-(``amsnb.io``, ``amsnb.sim``, ...) so ``import amsnb`` stays fast and does not pull in torch.
+(``amsnb.io``, ``amsnb.ecal``, ``amsnb.nuclei``, ...) so ``import amsnb`` stays fast and does not pull in torch.
 """
 
 from importlib import import_module
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"io", "schema", "mapping", "errors", "runner", "profiles", "sim", "cuts", "baselines", "models",
-               "train", "metrics", "plotting", "widgets", "scores", "datasets", "ecalreco", "nuclei", "fits"}
+_SUBMODULES = {"io", "schema", "mapping", "errors", "runner", "profiles", "cuts", "models", "train", "metrics",
+               "plotting", "widgets", "scores", "workdir", "provenance", "export", "ecal", "nuclei"}
 
 
 def __getattr__(name):

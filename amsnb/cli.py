@@ -20,9 +20,9 @@ from importlib import import_module
 from .errors import AmsnbError
 
 _DELEGATED = {  # subcommand -> module whose cli_main(argv) handles it
-    ("simulate", "ecal"): "amsnb.sim.ecal",
-    ("simulate", "nuclei"): "amsnb.sim.nuclei",
-    ("train",): "amsnb.train.cli",
+    ("simulate", "ecal"): "amsnb.ecal.sim",
+    ("simulate", "nuclei"): "amsnb.nuclei.sim",
+    ("train",): "amsnb.ecal.train_cli",
 }
 
 

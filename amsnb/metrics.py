@@ -479,7 +479,7 @@ def load_scores(workdir, models=None, sets=None) -> dict[str, dict[str, dict[str
             out.setdefault(model, {})[s] = _scores.read_scores(_scores.score_path(workdir, model, s))
     if not out:
         raise InputFileError(f"{workdir}: no score files{' for ' + str(models) if models else ''} under scores/; "
-                             "run notebooks 03/04 (or amsnb.baselines.ensure_baseline_scores) first")
+                             "run notebooks 03/04 (or amsnb.ecal.baselines.ensure_baseline_scores) first")
     return out
 
 

@@ -1,7 +1,7 @@
 """Cut flow throughput (in-memory chunked path vs uproot.dask + dask-awkward on a local 2-worker cluster) and the
 ECAL BDT library comparison (LightGBM vs XGBoost vs sklearn HistGradientBoosting: validation rejection and time).
 
-Data: the raw Table-1 samples of amsnb.sim.ecal (quick: scale 0.001, ~14k events; full: scale 0.01, ~140k events),
+Data: the raw Table-1 samples of amsnb.ecal.sim (quick: scale 0.001, ~14k events; full: scale 0.01, ~140k events),
 selected with the default cut set; the BDT comparison trains on the selected mc_high set.
 """
 
@@ -23,8 +23,9 @@ def _best(fn, repeat=2):
 
 
 def run(quick: bool) -> list[dict]:
-    from amsnb import baselines, cuts, datasets
+    from amsnb import cuts
     from amsnb.cuts import scaleout
+    from amsnb.ecal import baselines, datasets
     from amsnb.workdir import Workdir
 
     scale = 0.001 if quick else 0.01

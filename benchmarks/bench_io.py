@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _events(n: int):
     try:
-        from amsnb.sim import ecal
+        from amsnb.ecal import sim as ecal
 
         return ecal.simulate(n, particle="electron", seed=5), "simulated electrons"
     except Exception:  # the simulation is another module; fall back to sparse synthetic showers
@@ -112,7 +112,7 @@ def run(quick: bool) -> list[dict]:
             {"name": "ROOT read plain uproot", "value": n / t_pr, "unit": "events/s", "note": "same baskets"},
             {"name": "ROOT read ratio amsnb/plain", "value": t_pr / t_r, "unit": "x", "note": "1 = no overhead"},
             {"name": "npy read (memory-mapped)", "value": n / t_npy, "unit": "events/s",
-             "note": "images only, the training cache's format (amsnb.cache)"},
+             "note": "images only, the training cache's format (amsnb.ecal.cache)"},
         ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

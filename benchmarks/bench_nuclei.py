@@ -17,10 +17,10 @@ def _timed(fn):
 def run(quick: bool) -> list[dict]:
     import torch
 
-    from amsnb import fits, nuclei
+    from amsnb import nuclei
     from amsnb.models import build
-    from amsnb.models.mda import fit_normalization, predict
-    from amsnb.sim import nuclei as sim
+    from amsnb.nuclei import fits, sim
+    from amsnb.nuclei.model import fit_normalization, predict
     from amsnb.train.trainer import TrainConfig, fit
 
     n = 20_000 if quick else 100_000

@@ -22,8 +22,8 @@ def _best(fn, repeat=2):
 
 def run(quick: bool) -> list[dict]:
     from amsnb import io
+    from amsnb.ecal import sim as ecal
     from amsnb.schema import ECAL
-    from amsnb.sim import ecal
 
     n = 10_000 if quick else 50_000
     rows = []
@@ -55,7 +55,7 @@ def _browser() -> list[dict]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from amsnb.widgets.shower_browser import ShowerBrowser
+    from amsnb.ecal.shower_browser import ShowerBrowser
 
     b = ShowerBrowser(n=200, use_widget_canvas=False, blit=True)
     times = []

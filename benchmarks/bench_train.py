@@ -1,7 +1,7 @@
 """Training and inference speed of the ECAL image models on this machine, through the real data path.
 
 Data: simulated electrons + protons written to ROOT, converted to the memory-mapped training cache
-(amsnb.cache) and read by EcalDataset, so the loader's cost is included: ``data_wait_frac`` is the fraction of
+(amsnb.ecal.cache) and read by EcalDataset, so the loader's cost is included: ``data_wait_frac`` is the fraction of
 the training loop spent waiting for the next batch (the loader must not starve the model). Training runs
 amsnb.train.fit itself (DA on: each step also processes a target batch; images/s counts source images, so the
 network sees twice as many). Quick mode: tiny presets, a few batches; full mode adds the small presets and
@@ -20,9 +20,9 @@ def _cache(tmp: Path, n: int):
     import numpy as np
 
     from amsnb import io
-    from amsnb.cache import EcalDataset, build_cache
+    from amsnb.ecal import sim as ecal
+    from amsnb.ecal.cache import EcalDataset, build_cache
     from amsnb.schema import ECAL
-    from amsnb.sim import ecal
 
     e = ecal.simulate(n // 2, "electron", seed=11, energy_range=(1000.0, 2000.0))
     p = ecal.simulate(n - n // 2, "proton", seed=12, energy_range=(1000.0, 2000.0))

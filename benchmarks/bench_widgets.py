@@ -1,7 +1,7 @@
 """Widget responsiveness. Threshold tuner: the working-point engine (``amsnb.metrics.WorkingPointEngine``) and one
 full slider update of ``amsnb.widgets.threshold_tuner.ThresholdTuner`` (readout + artists + blit + PNG for the
 widget). Cut explorer: one slider release (cut flow + N-1 of the whole sample, redraw, PNG), and the pure
-recomputation (:func:`amsnb.widgets.cut_explorer.explore`) alone.
+recomputation (:func:`amsnb.ecal.cut_explorer.explore`) alone.
 
 Target (issue 6): with 1e6 events, readout + plot update <= 50 ms. Sample: :func:`demo_scores` (Beta toy scores,
 20 % electrons), energies log-uniform 200-2000 GeV, 12 energy bins. Each figure is the median of repeated queries
@@ -93,7 +93,7 @@ def run(quick: bool = False) -> list[dict]:
 
 def cut_explorer(quick: bool) -> list[dict]:
     """The cut explorer recounts every event per release (no precomputed cumulative sums: any cut may move)."""
-    from amsnb.widgets.cut_explorer import CutExplorer, demo_sample, explore
+    from amsnb.ecal.cut_explorer import CutExplorer, demo_sample, explore
 
     n = 20_000 if quick else 100_000
     reps = 10

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from test_datasets import toy_events, user_files
 
-from amsnb import baselines, metrics, scores
+from amsnb import metrics, scores
+from amsnb.ecal import baselines
 from amsnb.errors import ConfigError
 
 

@@ -184,7 +184,7 @@ def test_shower_browser_app_next(browser):
     import matplotlib
 
     matplotlib.use("Agg")
-    from amsnb.widgets.shower_browser import ShowerBrowser
+    from amsnb.ecal.shower_browser import ShowerBrowser
 
     params = _parameters("widgets/shower_browser.ipynb")
     assert not params.get("data_file"), "the test relies on the app's on-the-fly sample"
@@ -232,7 +232,7 @@ def test_cut_explorer_app_keyboard(browser):
     """The cut explorer app: moving the selected cut's minimum by keyboard changes the displayed window, and the
     cut flow on the page is exactly amsnb.cuts.cut_flow of the app's (seeded) sample for that window."""
     from amsnb import cuts
-    from amsnb.widgets.cut_explorer import demo_sample
+    from amsnb.ecal.cut_explorer import demo_sample
 
     app = "widgets/cut_explorer.ipynb"
     params = _parameters(app)

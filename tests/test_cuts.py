@@ -151,7 +151,7 @@ def test_cut_explorer_updates_when_a_slider_moves():
     import matplotlib
 
     matplotlib.use("Agg")
-    from amsnb.widgets.cut_explorer import CutExplorer, explore
+    from amsnb.ecal.cut_explorer import CutExplorer, explore
 
     ev = tiny_events()
     ex = CutExplorer(ev, cuts.from_dict(TINY), cut="energy")
@@ -170,8 +170,8 @@ def test_cut_explorer_from_files_reads_only_what_the_cuts_need(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
+    from amsnb.ecal.cut_explorer import CutExplorer, load_events
     from amsnb.errors import InputFileError
-    from amsnb.widgets.cut_explorer import CutExplorer, load_events
 
     files = [_random_file(tmp_path / f"part{i}.root", 800, i + 1) for i in range(2)]
     events = load_events(f"{files[0]},{files[1]}", "default", n_events=0)

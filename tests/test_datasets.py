@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from amsnb import cuts, datasets, io
+from amsnb import cuts, io
+from amsnb.ecal import datasets
 from amsnb.errors import ConfigError, EmptySelectionError
 from amsnb.schema import ECAL
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import gammainc
 
-from amsnb import ecalreco as er
+from amsnb.ecal import reco as er
 from amsnb.errors import SchemaError
 from amsnb.schema import N_CELLS, N_LAYERS
 

@@ -1,4 +1,4 @@
-"""Template fits (amsnb.fits): closure on toys with known fractions (pull distribution), closure on the nuclei
+"""Template fits (amsnb.nuclei.fits): closure on toys with known fractions (pull distribution), closure on the nuclei
 simulation (the below-L1 fraction of a pseudo-data sample of known composition), the charge tune, error messages."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amsnb import fits, nuclei
+from amsnb import nuclei
 from amsnb.errors import ConfigError, EmptySelectionError
-from amsnb.sim import nuclei as sim
+from amsnb.nuclei import fits, sim
 
 EDGES = np.linspace(13, 19, 61)
 WINDOW = (14.5, 15.5)

@@ -10,8 +10,8 @@ import torch
 from amsnb import nuclei
 from amsnb.errors import ConfigError
 from amsnb.models import build, load_model, save_model
-from amsnb.models.mda import fit_normalization, predict
-from amsnb.sim import nuclei as sim
+from amsnb.nuclei import sim
+from amsnb.nuclei.model import fit_normalization, predict
 
 
 @pytest.fixture(scope="module")

@@ -70,13 +70,13 @@ def test_config_errors(tmp_path):
 
 
 def test_mda_is_looked_up_lazily():
-    """'mda' lives in amsnb.models.mda (another module): the registry imports it only when asked for."""
+    """'mda' lives in amsnb.nuclei.model (another module): the registry imports it only when asked for."""
     import subprocess
     import sys
 
-    code = ("import sys, amsnb.models as M; assert 'amsnb.models.mda' not in sys.modules; "
+    code = ("import sys, amsnb.models as M; assert 'amsnb.nuclei.model' not in sys.modules; "
             "from amsnb.train import DomainAdversarialModel; m = M.build('mda'); "
-            "assert 'amsnb.models.mda' in sys.modules and isinstance(m, DomainAdversarialModel)")
+            "assert 'amsnb.nuclei.model' in sys.modules and isinstance(m, DomainAdversarialModel)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 

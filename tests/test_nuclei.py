@@ -9,7 +9,7 @@ import torch
 
 from amsnb import nuclei
 from amsnb.errors import EmptySelectionError
-from amsnb.sim import nuclei as sim
+from amsnb.nuclei import sim
 
 
 def _edges(g):

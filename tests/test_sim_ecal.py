@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from amsnb import io
+from amsnb.ecal import sim as ecal
 from amsnb.errors import ConfigError
 from amsnb.schema import ECAL
-from amsnb.sim import ecal
 
 
 def _central(a, half=25.0):
@@ -87,7 +87,7 @@ def test_lateral_containment_moliere_radius(electrons_fixed_energy):
     in projection (a band contains the disc, so >= 0.90; a stat. error of 0.1 % on the mean)."""
     for e in (100.0, 1000.0):
         assert abs(ecal.radial_containment(e, ecal.MOLIERE_CM) - 0.90) < 0.05
-    from amsnb.ecalreco import CELL_CENTRES, IS_X, LAYER_Z
+    from amsnb.ecal.reco import CELL_CENTRES, IS_X, LAYER_Z
 
     a = electrons_fixed_energy[1000.0]
     c = _central(a)
@@ -101,7 +101,7 @@ def test_lateral_containment_moliere_radius(electrons_fixed_energy):
 
 def _tail_ratio(a, mask):
     """Mean cell energy 16-20 cm from the true axis over that 12-16 cm from it (both views, all layers)."""
-    from amsnb.ecalreco import CELL_CENTRES, IS_X, LAYER_Z
+    from amsnb.ecal.reco import CELL_CENTRES, IS_X, LAYER_Z
 
     ax = np.where(IS_X[None, :], a["truth_entry_x"][mask, None] + a["truth_dxdz"][mask, None] * LAYER_Z,
                   a["truth_entry_y"][mask, None] + a["truth_dydz"][mask, None] * LAYER_Z)

@@ -10,8 +10,8 @@ import pytest
 
 from amsnb import io
 from amsnb.errors import ConfigError
+from amsnb.nuclei import sim
 from amsnb.schema import NUCLEI
-from amsnb.sim import nuclei as sim
 
 
 def _mad_sigma(x):

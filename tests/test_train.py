@@ -170,7 +170,7 @@ def test_onnx_matches_onnxruntime(tmp_path):
 def test_cache_roundtrip(tmp_path):
     """A ROOT file -> memory-mapped cache -> dataset items equal the ROOT content; reused when unchanged."""
     from amsnb import io
-    from amsnb.cache import EcalDataset, build_cache
+    from amsnb.ecal.cache import EcalDataset, build_cache
     from amsnb.schema import ECAL
 
     arrays = ECAL.empty(20)
@@ -228,9 +228,9 @@ def test_cli_trains_from_root_files(tmp_path):
     import json
 
     from amsnb import io
+    from amsnb.ecal.train_cli import main
     from amsnb.models import load_model
     from amsnb.schema import ECAL
-    from amsnb.train.cli import main
 
     rng = np.random.default_rng(3)
     for name, n, labeled in (("train", 96, True), ("target", 64, False)):

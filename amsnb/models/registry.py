@@ -5,7 +5,7 @@ as a dict, the input transform, and ``extra``: normalisation constants, training
 to rebuild the model through :func:`build`, so no pickle and no ``torch.load`` of files from elsewhere.
 
 Models register with the :func:`register` decorator in their own module; modules listed in ``_LAZY`` are imported
-on first use, so ``build("mda")`` imports ``amsnb.models.mda`` only when asked for.
+on first use, so ``build("mda")`` imports ``amsnb.nuclei.model`` only when asked for.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..errors import ConfigError, InputFileError
 
 _BUILDERS: dict[str, tuple[Callable[[Any], nn.Module], type]] = {}
 _LAZY = {"cnn": "amsnb.models.cnn", "cvt": "amsnb.models.cvt", "coatnet": "amsnb.models.coatnet",
-         "mda": "amsnb.models.mda"}
+         "mda": "amsnb.nuclei.model"}
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 FORMAT_VERSION = 1

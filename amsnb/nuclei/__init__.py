@@ -1,6 +1,6 @@
 """Heavy-nuclei analysis of seed 004 (Si/P/S selections, MDA inputs, the below-L1 background study).
 
-Why: the MDA network (:mod:`amsnb.models.mda`) separates a selected species (signal) from nuclei of neighbouring
+Why: the MDA network (:mod:`amsnb.nuclei.model`) separates a selected species (signal) from nuclei of neighbouring
 charge passing the same selection (background), chiefly Z+1 nuclei fragmenting between L1 and L2. Submodules:
 ``selections`` (charge windows, composition, global MC, efficiencies), ``graph`` (network inputs, hit graph,
 dataset), ``study`` (the notebook workflow: samples, training per selection, scores).

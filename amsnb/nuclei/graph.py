@@ -29,7 +29,7 @@ def event_inputs(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     ``hits`` (n, 2 tracks, 8 layers, 2 sides, 6 features = NODE_FEATURES), ``mask`` (n, 2, 8, 2) hit present,
     ``clusters`` (n, 1, 8, 2) log(1 + clusters), ``rig`` (n, 3) = RIG_FEATURES, ``tof`` (n, 7) = TOF_FEATURES.
     """
-    from ..sim.nuclei import LAYER_Z_CM
+    from .sim import LAYER_Z_CM
 
     nl = N_LAYERS_USED
     hitbits = arrays["trk_hit"][:, :, :nl]

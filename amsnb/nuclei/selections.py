@@ -27,13 +27,13 @@ class Selection:
 
     @property
     def name(self) -> str:
-        from ..sim.nuclei import SPECIES
+        from .sim import SPECIES
 
         return SPECIES[self.z][0]
 
 
 def selection(z: int, inner_halfwidth: float = 0.45, l1_window: tuple[float, float] = (-0.5, 0.5)) -> Selection:
-    from ..sim.nuclei import SPECIES
+    from .sim import SPECIES
 
     if int(z) not in SPECIES:
         raise ConfigError(f"selection z={z}: choose a charge in {min(SPECIES)}..{max(SPECIES)} (Si=14, P=15, S=16)")
@@ -156,7 +156,7 @@ def unique_counts(arrays: Mapping[str, np.ndarray]) -> dict[int, tuple[int, int]
 def pooled_set(samples: Mapping[int, Mapping[str, np.ndarray]], sel: Selection | int, l1_cut: bool = True,
                survived_above: bool = False) -> dict[str, np.ndarray]:
     """Every species' selected events together ("global MC", or a data-like sample): the weights carry the physical
-    abundance (``amsnb.sim.nuclei.ABUNDANCE``), so weighted histograms show the physical composition.
+    abundance (``amsnb.nuclei.sim.ABUNDANCE``), so weighted histograms show the physical composition.
 
     ``survived_above``: for species heavier than the selected Z keep only nuclei that reached L1 intact (the seed's
     "below-L1" plots).

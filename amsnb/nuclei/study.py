@@ -26,7 +26,7 @@ from . import selections as selection
 
 def data_counts(n_si: int, z: Sequence[int]) -> dict[int, int]:
     """Events per species for the data-like domain: proportional to the abundance, ``n_si`` silicon nuclei."""
-    from ..sim.nuclei import ABUNDANCE
+    from .sim import ABUNDANCE
 
     return {int(zz): max(1, int(round(n_si * ABUNDANCE[int(zz)] / ABUNDANCE[14]))) for zz in z}
 
@@ -40,7 +40,7 @@ def ensure_samples(wd: Workdir, n_mc: int, n_data_si: int, z: Sequence[int] | No
     """
     from tqdm.auto import tqdm
 
-    from ..sim import nuclei as sim
+    from . import sim
 
     zs = tuple(sim.GLOBAL_Z if z is None else z)
     cfg = sim.DEFAULT_CONFIG if x_l1l2 is None else replace(sim.DEFAULT_CONFIG, x_l1l2=float(x_l1l2))
@@ -103,8 +103,8 @@ def train(wd: Workdir, sets: Mapping, z_sel: int, train_config: Mapping, model_c
     import shutil
 
     from ..models import build, load_model, read_config, save_model
-    from ..models.mda import fit_normalization
     from ..train.trainer import TrainConfig, fit
+    from .model import fit_normalization
 
     name = model_name(z_sel, tag)
     folder = wd.models / name
@@ -136,7 +136,7 @@ def history(model) -> list[dict]:
 
 def domain_accuracy(model, mc_ds: graph.NucleiDataset, data_ds: graph.NucleiDataset, seed: int = 0) -> float:
     """Accuracy of the model's domain head on equal numbers of MC and data events (0.5 = indistinguishable)."""
-    from ..models.mda import predict
+    from .model import predict
 
     k = min(len(mc_ds), len(data_ds))
     if k == 0:
@@ -160,7 +160,7 @@ def domain_probe(model, mc_ds: graph.NucleiDataset, data_ds: graph.NucleiDataset
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ..models.mda import predict
+    from .model import predict
 
     k = min(len(mc_ds), len(data_ds))
     if k < 10:
@@ -188,7 +188,7 @@ def _subset(ds: graph.NucleiDataset, idx) -> graph.NucleiDataset:
 
 def score(model, arrays: Mapping[str, np.ndarray]) -> dict:
     """MDA outputs for NUCLEI arrays: ``score`` (P signal), ``domain_prob``, ``attention`` (n, 4)."""
-    from ..models.mda import predict
+    from .model import predict
 
     return predict(model, graph.NucleiDataset(arrays))
 
@@ -314,7 +314,7 @@ def ml_cut_table(arrays: Mapping[str, np.ndarray], score_values: np.ndarray, z_s
                  thresholds: Sequence[float], l1_window: tuple[float, float] | None = None) -> list[dict]:
     """Per threshold, on weighted MC inside the L1 window: signal and background efficiency of the ML cut and the
     below-L1 background fraction (MC truth) before and after it."""
-    from ..fits import true_fraction
+    from .fits import true_fraction
 
     win = l1_window or selection.selection(z_sel).l1
     inw = (arrays["q_l1"] >= win[0]) & (arrays["q_l1"] < win[1])
@@ -334,14 +334,14 @@ def ml_cut_table(arrays: Mapping[str, np.ndarray], score_values: np.ndarray, z_s
 
 def below_l1_fits(mc: Mapping[int, Mapping], data: Mapping[int, Mapping], model, z_sel: int, threshold: float,
                   z_ref: int = 14, seed: int = 1) -> dict:
-    """The template-fit study of notebook 07 (see :mod:`amsnb.fits`).
+    """The template-fit study of notebook 07 (see :mod:`amsnb.nuclei.fits`).
 
     1. tune the MC L1-charge scale and resolution to data on the clean ``z_ref`` peak; calibrate the data charges;
     2. fit the L1 charge of the data-like ``z_sel`` sample (no L1 cut) with MC templates: untuned, tuned, and tuned
        after the ML cut (templates cut the same way); compare with the data-like sample's MC truth;
     3. closure: MC templates from one half of the MC, pseudo-data (physical composition) from the other half.
     """
-    from .. import fits
+    from . import fits
 
     win = selection.selection(z_sel).l1
     ref_mc = selection.pooled_set(mc, z_ref, l1_cut=False)
@@ -375,8 +375,8 @@ def below_l1_vs_material(z_sel: int, x_values: Sequence[float] = (5.0, 6.0, 7.0)
                          species: Sequence[int] | None = None, seed: int = 1) -> list[dict]:
     """MC-truth below-L1 fraction inside the L1 window and the signal selection efficiency vs the grammage between
     L1 and L2 (physics.md §6: 5-7 g/cm2, low confidence), from in-memory simulations of the neighbouring species."""
-    from ..fits import true_fraction
-    from ..sim import nuclei as sim
+    from . import sim
+    from .fits import true_fraction
 
     zs = tuple(species or [z for z in range(z_sel - 1, z_sel + 4) if z in sim.SPECIES])
     rows = []

@@ -143,7 +143,7 @@ def single_n_minus_one(data, ax=None, bins: int = 40):
 
 
 def feature_importance(importances: dict[str, float], top: int = 20, title: str = "ECAL BDT", ax=None):
-    """Horizontal bars of the ``top`` largest importances (``amsnb.baselines.BDT.importances()``): the classical
+    """Horizontal bars of the ``top`` largest importances (``amsnb.ecal.baselines.BDT.importances()``): the classical
     baseline of notebook 03 is drawn here with the other selection-level plots."""
     import matplotlib.pyplot as plt
 

@@ -84,7 +84,7 @@ class LiveCurves:
 
 def plot_feature_pca(studies: dict[str, dict]):
     """Side-by-side 2-D PCA projections of the features, MC vs ISS-like, one panel per
-    :func:`amsnb.train.ecal.domain_study` result (e.g. the model without and with DA)."""
+    :func:`amsnb.ecal.experiment.domain_study` result (e.g. the model without and with DA)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(studies), figsize=(9 * len(studies), 8), squeeze=False)

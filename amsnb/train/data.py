@@ -1,4 +1,4 @@
-"""In-memory dataset of dict items, for arrays a user already holds (the ECAL cache has its own, amsnb.cache)."""
+"""In-memory dataset of dict items, for arrays a user already holds (the ECAL cache has its own, amsnb.ecal.cache)."""
 
 from __future__ import annotations
 

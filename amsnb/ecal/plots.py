@@ -1,6 +1,6 @@
 """ECAL plots: event displays, mean showers, profiles, variable distributions with ratio panels, domain knobs.
 
-Thin glue over hist + mplhep: the numbers come from :mod:`amsnb.ecalreco` and :mod:`amsnb.sim.ecal_validation`;
+Thin glue over hist + mplhep: the numbers come from :mod:`amsnb.ecal.reco` and :mod:`amsnb.ecal.validation`;
 these functions only draw them. Each returns the matplotlib Figure.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ecalreco import CELL_CENTRES, IS_X, LAYER_X0
 from ..schema import CELL_PITCH_CM, N_CELLS
+from .reco import CELL_CENTRES, IS_X, LAYER_X0
 
 _COLORS = {"electron": "tab:blue", "proton": "tab:red"}
 #: Readable axis labels of the reconstructed variables.

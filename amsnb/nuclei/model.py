@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..nuclei.graph import BRANCHES, N_LAYERS_USED, NODE_FEATURES, RIG_FEATURES, TOF_FEATURES
+from ..models.registry import register
 from ..train.dann import DomainAdversarialModel, mlp_head
-from .registry import register
+from .graph import BRANCHES, N_LAYERS_USED, NODE_FEATURES, RIG_FEATURES, TOF_FEATURES
 
 
 @dataclass

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammainc
 
-from .errors import SchemaError
-from .schema import CELL_PITCH_CM, LAYER_VIEW, N_CELLS, N_LAYERS
+from ..errors import SchemaError
+from ..schema import CELL_PITCH_CM, LAYER_VIEW, N_CELLS, N_LAYERS
 
 #: Depth of one readout layer (half a 1.85 cm superlayer, physics.md §1), and the composite X0 (physics.md §1 [D]).
 LAYER_THICKNESS_CM = 16.65 / N_LAYERS

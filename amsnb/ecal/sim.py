@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 from scipy.special import gammainc, ndtri
 
-from ..ecalreco import IS_X, LAYER_X0, LAYER_Z, X0_CM, energy_from_layers, reconstruct
 from ..errors import ConfigError
 from ..schema import CELL_PITCH_CM, DOMAIN_CODES, ECAL, N_CELLS, N_LAYERS
+from .reco import IS_X, LAYER_X0, LAYER_Z, X0_CM, energy_from_layers, reconstruct
 
 # ------------------------------------------------------------------------------------------ constants
 #: Composite material (physics.md §1 [D]): Moliere radius, critical energy (GeV), effective Z, lambda_I (cm).
@@ -759,7 +759,7 @@ def generator_digest() -> str:
     (a changed domain knob, proton model or reconstruction regenerates the samples instead of reusing stale ones)."""
     import hashlib
 
-    from .. import ecalreco
+    from . import reco as ecalreco
 
     h = hashlib.sha1()
     for source in (Path(__file__), Path(ecalreco.__file__)):

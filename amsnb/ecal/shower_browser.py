@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ecalreco import IS_X, LAYER_X0, lateral_profile
 from ..errors import ConfigError, EmptySelectionError
 from ..schema import DOMAIN_NAMES, N_CELLS
+from .reco import IS_X, LAYER_X0, lateral_profile
 
 #: Variables shown in the event's table.
 TABLE_VARIABLES = ("energy", "true_energy", "rigidity", "e_over_r", "tracker_charge", "trd_llr", "track_chi2",
@@ -93,7 +93,7 @@ def table_html(rows) -> str:
 
 def _load(data, n: int, seed: int, energy_range) -> dict[str, np.ndarray]:
     if data is None or (isinstance(data, str) and not data):
-        from ..sim.ecal import simulate
+        from .sim import simulate
 
         parts = [simulate(n // 4, part, dom, seed=[seed, i], energy_range=energy_range)
                  for i, (part, dom) in enumerate([("electron", "mc"), ("proton", "mc"), ("electron", "iss"),

@@ -47,7 +47,7 @@ def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_
             max_train_events: int | None = None, seed: int = 1, cache_dtype: str = "float32",
             progress: bool = True) -> EcalData:
     """Cache the selected sets (``wd/cache``) and build the train / validation / target / evaluation datasets."""
-    from ..cache import EcalDataset, build_cache
+    from .cache import EcalDataset, build_cache
 
     if train_set not in TRAIN_SETS:
         raise ConfigError(f"train_set='{train_set}': use one of {', '.join(TRAIN_SETS)}")
@@ -85,7 +85,7 @@ def write_scores(wd: Workdir, tag: str, model, evaluation: dict, device: str = "
 
     from .. import scores
     from ..metrics import rejection_at_efficiency
-    from .trainer import predict
+    from ..train.trainer import predict
 
     summary = {}
     for name, ds in evaluation.items():
@@ -111,8 +111,8 @@ def domain_study(model, source, target, device: str = "cpu", seed: int = 0, head
     """Domain diagnostics on held-out sets (e.g. mc_test vs iss_test, both 1-2 TeV, so only the domain differs):
     the model's domain head (only if it was trained, i.e. with DA), a logistic-regression probe on the features,
     and the 2-D PCA projection."""
-    from .diagnostics import domain_head_separation, feature_separation, pca_projection
-    from .trainer import predict
+    from ..train.diagnostics import domain_head_separation, feature_separation, pca_projection
+    from ..train.trainer import predict
 
     ps = predict(model, source, 512, device, features=True)
     pt = predict(model, target, 512, device, features=True)
@@ -130,7 +130,7 @@ def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, 
     """Build ``model``/``preset`` with seed ``seed`` and :func:`fit` it into ``models/<tag>/train`` (resumes there;
     a finished run returns at once with its best weights)."""
     from ..models import build
-    from .trainer import fit
+    from ..train.trainer import fit
 
     net = build(model, preset, seed=seed)
     return fit(net, data.train, data.val, data.target if config.use_da else None, config,

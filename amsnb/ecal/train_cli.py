@@ -3,7 +3,7 @@
 The same entry point serves one CPU, one GPU, or several GPUs/nodes::
 
     amsnb train --config run.yaml
-    torchrun --nproc_per_node 4 -m amsnb.train.cli --config run.yaml
+    torchrun --nproc_per_node 4 -m amsnb.ecal.train_cli --config run.yaml
 
 Config keys: ``model`` (registry name), ``model_config`` (preset name or dict), ``train`` / ``val`` / ``target``
 (ROOT files in the ECAL schema, or cache folders), ``outdir``, ``cache_dir`` (default ``outdir/cache``),
@@ -42,7 +42,7 @@ def load_config(path: str | os.PathLike) -> dict:
 
 
 def _dataset(spec, cache_dir: Path, max_events=None, unlabeled=False):
-    from ..cache import EcalDataset, build_cache
+    from .cache import EcalDataset, build_cache
 
     p = Path(spec)
     if p.is_dir():
@@ -71,7 +71,7 @@ def run(cfg: dict):
     import torch
 
     from ..models import build, save_model
-    from .trainer import TrainConfig, fit
+    from ..train.trainer import TrainConfig, fit
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not torch.distributed.is_initialized():

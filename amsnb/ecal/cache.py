@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, InputFileError
-from .schema import ECAL, N_CELLS, N_LAYERS
+from ..errors import ConfigError, InputFileError
+from ..schema import ECAL, N_CELLS, N_LAYERS
 
 COLUMNS = ("label", "weight", "domain", "energy", "run", "event")
 FORMAT_VERSION = 1
@@ -36,11 +36,12 @@ def build_cache(root_file: str | os.PathLike, cache_dir: str | os.PathLike, dtyp
     """Convert ``root_file`` (ECAL schema) into ``cache_dir/<name>/``; returns that folder (reused if current)."""
     from tqdm.auto import tqdm
 
-    from . import io
+    from .. import io
 
     path = Path(root_file)
     if not path.exists():
-        raise InputFileError(f"{path}: no such ROOT file to cache; run notebook 02 (amsnb.datasets) or pass a path")
+        raise InputFileError(f"{path}: no such ROOT file to cache; run notebook 02 (amsnb.ecal.datasets) or pass a "
+                             "path")
     if dtype not in ("float32", "float16"):
         raise ConfigError(f"cache dtype='{dtype}': use 'float32' or 'float16'")
     out = Path(cache_dir) / (name or path.stem)
@@ -87,7 +88,7 @@ class EcalCache:
         meta = self.folder / "meta.json"
         if not meta.exists():
             raise InputFileError(f"{self.folder}: not a training cache (no meta.json); build it with "
-                                 "amsnb.cache.build_cache")
+                                 "amsnb.ecal.cache.build_cache")
         self.meta = json.loads(meta.read_text())
         self.images = np.load(self.folder / "images.npy", mmap_mode="r")
         self.columns = {c: np.load(self.folder / f"{c}.npy") for c in COLUMNS}

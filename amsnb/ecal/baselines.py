@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, InputFileError
-from .schema import N_LAYERS
-from .workdir import Workdir
+from ..errors import ConfigError, InputFileError
+from ..schema import N_LAYERS
+from ..workdir import Workdir
 
-#: ECAL shower-shape scalars (amsnb.schema / amsnb.ecalreco). No tracker, TRD or geometry variables.
+#: ECAL shower-shape scalars (amsnb.schema / amsnb.ecal.reco). No tracker, TRD or geometry variables.
 SHAPE_VARIABLES = ("shower_max", "shower_alpha", "lateral_rms", "f_front", "f_rear", "f_core", "s1_s3", "s3_s5",
                    "n_hit_cells")
 BDT_FEATURES = (*SHAPE_VARIABLES, "log10_energy", *(f"layer_frac_{i:02d}" for i in range(N_LAYERS)),
@@ -197,7 +197,7 @@ def train_bdt(arrays: Mapping[str, np.ndarray], search: str | Sequence[dict] = "
     """Train the ECAL BDT on labeled events (split into training and validation parts by event hash)."""
     from tqdm.auto import tqdm
 
-    from .metrics import rejection_at_efficiency
+    from ..metrics import rejection_at_efficiency
 
     grid = SEARCH_GRIDS[search] if isinstance(search, str) else list(search)
     if isinstance(search, str) and search not in SEARCH_GRIDS:
@@ -239,7 +239,7 @@ def compare_libraries(arrays: Mapping[str, np.ndarray], libraries: Sequence[str]
     HistGradientBoosting (XGBoost is optional: skipped with a note when not installed): validation rejection at
     each efficiency (68 % interval; a lower limit when no proton
     passes, then the higher efficiencies discriminate), weighted log-loss, AUC, training and scoring time."""
-    from .metrics import rejection_at_efficiency, roc_auc
+    from ..metrics import rejection_at_efficiency, roc_auc
 
     train, valid = _split(arrays, "comparison set")
     x, y, w = feature_matrix(train), train["label"].astype(int), class_weights(train["label"])
@@ -367,7 +367,7 @@ def _bin(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ workflow
 def _read(path: Path) -> dict[str, np.ndarray]:
-    from . import io
+    from .. import io
 
     return io.read(path, branches=sorted(set(FEATURE_BRANCHES) | set(ID_BRANCHES)))
 
@@ -383,7 +383,7 @@ def training_data(workdir, train_sets: Sequence[str] = ("mc_high",)) -> dict[str
     for p in paths:
         if not p.exists():
             raise ConfigError(f"training set {p.stem}: {p} does not exist; run notebook 02 "
-                              "(amsnb.datasets.ensure_ecal_sets) first")
+                              "(amsnb.ecal.datasets.ensure_ecal_sets) first")
     return _concat([_read(p) for p in paths])
 
 
@@ -411,8 +411,8 @@ def ensure_baseline_scores(workdir, *, scale: float, seed: int, iss_scale: float
     Returns ``{model: {set: score file}}``. A saved model is reused when it was trained on the same selected sets
     (the sets manifest), training sets, search and seed; ``retrain=True`` forces training.
     """
+    from ..scores import score_path, write_scores
     from . import datasets
-    from .scores import score_path, write_scores
 
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     unknown = set(models) - set(MODELS)

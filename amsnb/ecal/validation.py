@@ -10,7 +10,7 @@ from dataclasses import fields, replace
 
 import numpy as np
 
-from . import ecal
+from . import sim as ecal
 
 #: Shower-shape variables whose MC-vs-ISS shifts are reported per knob.
 KNOB_VARIABLES = ("energy", "shower_max", "lateral_rms", "f_core", "s1_s3", "f_rear", "n_hit_cells", "trd_llr")
@@ -85,7 +85,7 @@ def knob_effects(n: int = 1500, seed: int = 1, energy_range=(1000.0, 2000.0), va
 
 
 def domain_table() -> list[dict]:
-    """The knobs of both domains side by side (values of :data:`amsnb.sim.ecal.DOMAINS`)."""
+    """The knobs of both domains side by side (values of :data:`amsnb.ecal.sim.DOMAINS`)."""
     mc, iss = ecal.DOMAINS["mc"], ecal.DOMAINS["iss"]
     return [{"knob": f.name, "mc": getattr(mc, f.name), "iss": getattr(iss, f.name)} for f in fields(mc)
             if f.name in _KNOBS]

@@ -23,7 +23,7 @@ DEMO_ENERGY_RANGE = (900.0, 2200.0)
 def demo_sample(n: int = 20000, seed: int = 5, energy_range=DEMO_ENERGY_RANGE) -> dict[str, np.ndarray]:
     """``n`` simulated MC events, half electrons and half protons, in ``energy_range`` (reconstructed energy): the
     cut explorer app's data when no file is given. Seeded, so a test rebuilds exactly what the app shows."""
-    from ..sim.ecal import simulate
+    from .sim import simulate
 
     if int(n) < 2:
         raise ConfigError(f"n_events={n}: the demonstration sample needs at least 2 events")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError, EmptySelectionError
+from ..errors import ConfigError, EmptySelectionError
 
 
 @dataclass
@@ -107,7 +107,7 @@ def below_l1_fit(data: Mapping[str, np.ndarray], mc: Mapping[str, np.ndarray], z
     Returns the below-L1 fraction inside the L1 ``window``. ``mc_q_l1`` replaces the MC L1 charge (e.g. tuned to
     data with :func:`calibrate_charge`).
     """
-    from .nuclei.selections import category
+    from .selections import category
 
     edges = np.linspace(z_sel - 1.5, z_sel + 3.5, 51) if edges is None else np.asarray(edges)
     cat = category(mc, z_sel)
@@ -129,7 +129,7 @@ def below_l1_fit(data: Mapping[str, np.ndarray], mc: Mapping[str, np.ndarray], z
 def true_fraction(arrays: Mapping[str, np.ndarray], z_sel: int, window: tuple[float, float],
                   weight: np.ndarray | None = None) -> tuple[float, float]:
     """MC-truth below-L1 fraction inside the L1 window (weighted), with its binomial error."""
-    from .nuclei.selections import category, weighted_fraction
+    from .selections import category, weighted_fraction
 
     m = (arrays["q_l1"] >= window[0]) & (arrays["q_l1"] < window[1])
     if not m.any():
@@ -175,7 +175,7 @@ def tune_charge(mc_q: np.ndarray, data_q: np.ndarray, z_ref: int, mc_weight: np.
     """Fit the data/MC charge scale and extra relative resolution on a clean peak (e.g. the L1 charge of the
     Si-selected sample, > 99 % Si) by a chi2 scan of the normalised histograms in z_ref +- 1.5.
 
-    Why: flight data's charge scale and resolution differ from MC (``amsnb.sim.nuclei.DOMAINS``), and a template
+    Why: flight data's charge scale and resolution differ from MC (``amsnb.nuclei.sim.DOMAINS``), and a template
     fit with untuned templates is biased; AMS tunes the MC charge response per layer on clean samples. The tune is
     relative (proportional to the charge), so one peak calibrates the neighbouring charges.
     """

@@ -1,6 +1,6 @@
 """Plots of the nuclei study (notebooks 06, 07): charge distributions stacked by species, training curves,
 efficiencies vs rigidity, attention per branch, ablations, L1-charge template fits. Numbers come from
-:mod:`amsnb.nuclei` and :mod:`amsnb.fits`; these functions only draw them.
+:mod:`amsnb.nuclei` and :mod:`amsnb.nuclei.fits`; these functions only draw them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from . import label
+from ..plotting import label
 
 _SYMBOL = {14: "Si", 15: "P", 16: "S", 17: "Cl", 18: "Ar", 19: "K", 20: "Ca", 21: "Sc", 22: "Ti", 23: "V",
            24: "Cr", 25: "Mn", 26: "Fe"}

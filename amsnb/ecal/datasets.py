@@ -1,6 +1,6 @@
 """The selected Table-1 sets of seed 000 (``mc_low, mc_high, iss_val, iss_test, iss_target``) plus ``mc_test``.
 
-:func:`ensure_ecal_sets` takes the raw samples (simulated by :func:`amsnb.sim.ecal.generate_table1`, or the user's
+:func:`ensure_ecal_sets` takes the raw samples (simulated by :func:`amsnb.ecal.sim.generate_table1`, or the user's
 ROOT files read through a branch mapping), applies a cut set (:mod:`amsnb.cuts`) chunk by chunk, and writes one ROOT
 file per set into ``workdir/sets/`` with ``sets/manifest.json`` recording the cuts, the counts per class, the cut
 flows, the seeds, the source files (size, mtime) and the amsnb version. A second call with the same request reuses
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .errors import ConfigError, EmptySelectionError
-from .workdir import Workdir
+from .. import __version__
+from ..errors import ConfigError, EmptySelectionError
+from ..workdir import Workdir
 
 TABLE1_SETS = ("mc_low", "mc_high", "iss_val", "iss_test", "iss_target")
 TEST_SET = "mc_test"
@@ -54,7 +54,7 @@ def _file_info(path: Path) -> dict:
 
 
 def _as_list(files) -> list[Path]:
-    from .io import expand_files
+    from ..io import expand_files
 
     return expand_files(files)
 
@@ -106,13 +106,13 @@ def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | Non
                      test_fraction: float = TEST_FRACTION) -> dict[str, Path]:
     """Selected Table-1 sets in ``workdir/sets/`` (``{set: path}``), made if missing or out of date.
 
-    ``scale``, ``iss_scale`` and ``seed`` go to :func:`amsnb.sim.ecal.generate_table1` (``iss_scale=None``: the
+    ``scale``, ``iss_scale`` and ``seed`` go to :func:`amsnb.ecal.sim.generate_table1` (``iss_scale=None``: the
     value of an existing manifest with the same scale and seed, else ``2 * scale`` as in every profile).
     ``input_files``: the user's ROOT files instead of the simulation, either ``{set: [files]}`` or one list split
     by the ``domain``/``label`` branches (see :func:`_route`); ``mapping``: their branch-mapping YAML.
     """
-    from . import cuts as cutlib
-    from . import io
+    from .. import cuts as cutlib
+    from .. import io
 
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     cutset = cutlib.load(cuts)
@@ -123,7 +123,7 @@ def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | Non
         raw, routed = _resolve_inputs(input_files)
         origin = {"kind": "user files", "mapping": str(mapping) if mapping else None, "routed": routed}
     else:
-        from .sim.ecal import generate_table1
+        from .sim import generate_table1
 
         previous = load_manifest(wd).get("request", {}).get("origin", {})
         if previous.get("kind") == "user files":
@@ -135,7 +135,7 @@ def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | Non
             same = old.get("scale") == scale and old.get("seed") == seed
             iss_scale = old["iss_scale"] if same and old.get("iss_scale") else DEFAULT_ISS_FACTOR * scale
         raw = {k: [v] for k, v in generate_table1(wd.ecal_data, scale, seed, iss_scale, progress=progress).items()}
-        origin = {"kind": "amsnb.sim.ecal.generate_table1", "scale": scale, "seed": seed, "iss_scale": iss_scale}
+        origin = {"kind": "amsnb.ecal.sim.generate_table1", "scale": scale, "seed": seed, "iss_scale": iss_scale}
     for files in raw.values():
         for f in files:
             if not f.exists():
@@ -221,7 +221,7 @@ def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | Non
         "skipped": skipped,
         "split": {"parent": "mc_high", "test_set": TEST_SET, "test_fraction": test_fraction,
                   "method": "events with event_hash(run, event) < test_fraction go to mc_test "
-                            "(splitmix64 of run<<40 ^ event, amsnb.datasets.event_hash)"},
+                            "(splitmix64 of run<<40 ^ event, amsnb.ecal.datasets.event_hash)"},
         "seeds": {"seed": seed, "table1": _table1_meta(wd) if not input_files else None},
         "amsnb_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -243,7 +243,7 @@ def source_files(workdir) -> dict[str, list[Path]]:
 
 def cut_flows(workdir) -> dict:
     """{set: CutFlow} recorded while the sets were selected (the in-memory path)."""
-    from .cuts import CutFlow
+    from ..cuts import CutFlow
 
     return {k: CutFlow.from_dict(v) for k, v in load_manifest(workdir).get("cut_flows", {}).items()}
 
@@ -255,12 +255,12 @@ def _table1_meta(wd: Workdir) -> dict | None:
 
 def read_set(workdir, name: str, branches=None, max_events: int | None = None) -> dict[str, np.ndarray]:
     """Events of one selected set (after :func:`ensure_ecal_sets`)."""
-    from . import io
+    from .. import io
 
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     path = wd.sets / f"{name}.root"
     if not path.exists():
         have = sorted(p.stem for p in wd.sets.glob("*.root"))
         raise ConfigError(f"set '{name}' is not in {wd.sets} (have: {', '.join(have) or 'none'}); run notebook 02 "
-                          "or amsnb.datasets.ensure_ecal_sets first")
+                          "or amsnb.ecal.datasets.ensure_ecal_sets first")
     return io.read(path, branches=branches, max_events=max_events)
