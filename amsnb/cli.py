@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a notebook parameter (YAML value)")
     r.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                    help="run each notebook once per value (several --sweep: the grid)")
+    r.add_argument("--fresh", action="store_true",
+                   help="recompute every artefact of the run folder made before this run (default: reuse those "
+                        "whose stamp matches the request, code and inputs exactly)")
 
     c = sub.add_parser("check", help="tell whether a ROOT file works with amsnb")
     c.add_argument("file")
@@ -74,7 +77,8 @@ def _run(args) -> int:
             raise AmsnbError(f"--sweep '{spec}': expected NAME=V1,V2")
         name, values = spec.split("=", 1)
         sweeps[name] = [parse_value(v) for v in values.split(",")]
-    runner.run_series(args.profile, only or None, args.workdir, params, sweeps or None, args.notebooks)
+    runner.run_series(args.profile, only or None, args.workdir, params, sweeps or None, args.notebooks,
+                      fresh=args.fresh)
     return 0
 
 

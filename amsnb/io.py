@@ -25,19 +25,11 @@ NAN_POLICIES = ("raise", "drop", "keep")
 
 
 # ----------------------------------------------------------------------------------------------- files
-def _as_paths(files: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    if isinstance(files, (str, os.PathLike)):
-        files = [files]
-    paths = [Path(f) for f in files]
-    if not paths:
-        raise InputFileError("no input files given: pass a ROOT file path or a list of paths")
-    return paths
-
-
 def expand_files(files: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """A notebook parameter's file list as paths: a list, or one string of comma-separated paths and globs
     (``"run1.root, flight/*.root"``). A glob that matches nothing is an error naming it; plain paths are checked
-    when they are opened."""
+    when they are opened; an empty list comes back empty (the readers refuse it). Every reader (:func:`read`,
+    :func:`iterate`, the cut flows) takes its files through this one parser."""
     import glob
 
     items = [files] if isinstance(files, os.PathLike) else (
@@ -200,7 +192,10 @@ def iterate(files, schema: TreeSchema | str = ECAL, branches: Iterable[str] | No
                               + (f" (did you mean {', '.join(hint)}?)" if hint else "")
                               + f"; branches: {', '.join(schema.names)}")
     stats = stats if stats is not None else ReadStats()
-    for path in _as_paths(files):
+    paths = expand_files(files)
+    if not paths:
+        raise InputFileError("no input files given: pass a ROOT file path, a glob or a list of paths")
+    for path in paths:
         t = open_tree(path, mp.tree or schema.tree)
         exprs, missing_opt = _plan(t, path, schema, wanted, mp)
         stats.filled_defaults.update(missing_opt)

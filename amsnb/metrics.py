@@ -13,7 +13,9 @@ When no proton passes, the rejection is a *lower limit*: ``1 / p_up`` with ``p_u
 Clopper-Pearson upper limit at ``cl`` (``1 - (1 - cl)^(1/n)`` unweighted); ``rejection`` then holds that finite
 limit, ``is_lower_limit`` is True and ``rejection_hi`` is ``inf`` (unbounded). Never a division by zero.
 
-ROC AUC comes from ``sklearn.metrics.roc_auc_score``. The :class:`WorkingPointEngine` answers threshold and
+ROC AUC comes from ``sklearn.metrics.roc_auc_score`` (:func:`roc_auc`, with the Hanley-McNeil error in
+:func:`auc_with_error`); pass fractions of any selection use :func:`efficiency` / :func:`binned_efficiency`
+(the same Clopper-Pearson rule on effective counts). The :class:`WorkingPointEngine` answers threshold and
 target-efficiency queries in O(log n) per energy bin for the threshold tuner (``amsnb.widgets.threshold_tuner``).
 """
 
@@ -70,6 +72,66 @@ def effective_counts(w_total_sum: float, w_total_sum2: float, w_pass_sum: float)
         return 0.0, 0.0
     n_eff = w_total_sum**2 / w_total_sum2
     return n_eff * (w_pass_sum / w_total_sum), n_eff
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """A (weighted) pass fraction with its central Clopper-Pearson interval on effective counts at ``cl``.
+
+    ``value``, ``lo``, ``hi`` and ``n`` (effective number of events) are floats, or arrays with one entry per bin
+    (:func:`binned_efficiency`; empty bins are NaN). ``err`` is the half-width of the interval (for a single
+    symmetric error bar or a pull); ``yerr`` the asymmetric ``[value - lo, hi - value]`` for ``errorbar``."""
+
+    value: float | np.ndarray
+    lo: float | np.ndarray
+    hi: float | np.ndarray
+    n: float | np.ndarray
+    cl: float = 0.68
+
+    @property
+    def err(self):
+        d = 0.5 * (np.asarray(self.hi, np.float64) - np.asarray(self.lo, np.float64))
+        return float(d) if d.ndim == 0 else d
+
+    @property
+    def yerr(self) -> np.ndarray:
+        return np.array([np.asarray(self.value) - self.lo, np.asarray(self.hi) - self.value])
+
+
+def efficiency_from_sums(w_sum: float, w2_sum: float, w_pass_sum: float, cl: float = 0.68) -> Efficiency:
+    """:class:`Efficiency` from the summed weights, summed squared weights and summed passing weights (NaN when
+    there is no event)."""
+    k, n = effective_counts(w_sum, w2_sum, w_pass_sum)
+    if n <= 0:
+        return Efficiency(math.nan, math.nan, math.nan, 0.0, cl)
+    lo, hi = clopper_pearson(k, n, cl)
+    return Efficiency(float(w_pass_sum / w_sum), lo, hi, float(n), cl)
+
+
+def efficiency(passed, weight=None, cl: float = 0.68) -> Efficiency:
+    """Weighted fraction of ``passed`` events with its Clopper-Pearson interval (effective counts, see the module
+    docstring); with unit weights the exact binomial interval, nonzero even when no event passes."""
+    passed = np.asarray(passed, bool).ravel()
+    w = np.ones(passed.size) if weight is None else np.asarray(weight, np.float64).ravel()
+    if w.shape != passed.shape:
+        raise SchemaError(f"efficiency: 'weight' has {w.size} entries but the pass mask has {passed.size}")
+    if w.sum() <= 0:
+        raise EmptySelectionError("efficiency: no events (the sum of weights is 0)")
+    return efficiency_from_sums(float(w.sum()), float((w**2).sum()), float(w[passed].sum()), cl)
+
+
+def binned_efficiency(x, passed, edges, weight=None, cl: float = 0.68) -> Efficiency:
+    """:func:`efficiency` per bin of ``x`` (``edges[i] <= x < edges[i+1]``; values outside go to the first/last
+    bin); an :class:`Efficiency` of arrays, NaN in empty bins."""
+    x, passed = np.asarray(x, np.float64).ravel(), np.asarray(passed, bool).ravel()
+    edges = np.asarray(edges, np.float64)
+    w = np.ones(x.size) if weight is None else np.asarray(weight, np.float64).ravel()
+    nb = len(edges) - 1
+    idx = np.clip(np.digitize(x, edges) - 1, 0, nb - 1)
+    tot, tot2 = np.bincount(idx, w, nb), np.bincount(idx, w**2, nb)
+    acc = np.bincount(idx, w * passed, nb)
+    per = [efficiency_from_sums(tot[i], tot2[i], acc[i], cl) for i in range(nb)]
+    return Efficiency(*(np.array([getattr(e, a) for e in per], float) for a in ("value", "lo", "hi", "n")), cl=cl)
 
 
 # ------------------------------------------------------------------------------------------------ points
@@ -329,13 +391,40 @@ def _edges(energy: np.ndarray, edges, n_bins: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ comparison
 def roc_auc(score, label, weight=None) -> float:
-    """Area under the ROC curve (``sklearn.metrics.roc_auc_score``), unknown labels excluded."""
+    """Area under the ROC curve (``sklearn.metrics.roc_auc_score``), unknown labels (-1) excluded; the one AUC
+    of amsnb (training metrics, score summaries, baselines, domain probes, the nuclei study)."""
     from sklearn.metrics import roc_auc_score
 
     score, label, weight = _prepare(score, label, weight)
     if len(np.unique(label)) < 2:
-        raise EmptySelectionError("roc_auc: needs both electrons (1) and protons (0) in the selection")
+        raise EmptySelectionError("roc_auc: needs both classes, 1 (electrons/signal) and 0 (protons/background), "
+                                  "in the selection")
     return float(roc_auc_score(label, score, sample_weight=weight))
+
+
+def auc_with_error(score, label, weight=None) -> tuple[float, float]:
+    """:func:`roc_auc` and its standard error (Hanley & McNeil, Radiology 143 (1982) 29), with the effective
+    numbers of signal and background events when weighted."""
+    a = roc_auc(score, label, weight)
+    _, label, weight = _prepare(score, label, weight)
+    n1, n0 = (float(weight[label == c].sum() ** 2 / (weight[label == c] ** 2).sum()) for c in (1, 0))
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    se = math.sqrt(max(a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a), 0.0) / (n1 * n0))
+    return a, float(se)
+
+
+def balanced_class_weights(labels, n_classes: int = 2) -> np.ndarray:
+    """Per-class weights ``N / (n_classes * N_c)`` (sklearn's "balanced"), so every class carries the same total
+    weight; labels < 0 (unknown) are ignored. Every class must be present."""
+    labels = np.asarray(labels).ravel()
+    labels = labels[labels >= 0].astype(np.int64)
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    if len(counts) > n_classes:
+        raise SchemaError(f"balanced_class_weights: label {int(labels.max())} >= n_classes={n_classes}")
+    if np.any(counts == 0):
+        raise EmptySelectionError(f"balanced_class_weights: class(es) {np.flatnonzero(counts == 0).tolist()} have no "
+                                  "events; balanced weights need every class (or pass explicit weights)")
+    return counts.sum() / (n_classes * counts)
 
 
 def roc_curve(score, label, weight=None):
@@ -465,7 +554,13 @@ def energy_table(curves: dict[str, EnergyCurve]) -> list[dict]:
 
 def load_scores(workdir, models=None, sets=None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """{model: {set: arrays}} of every score file in a workdir (``amsnb.scores.available``), optionally only
-    the given models / sets."""
+    the given models / sets.
+
+    A score file whose provenance stamp shows that its model or its events changed since it was written (the
+    model was retrained, the sets reselected) is stale: it is skipped, and one line says so. Score files without
+    a stamp (brought from another tool) are read as they are.
+    """
+    from . import provenance
     from . import scores as _scores
 
     found = _scores.available(workdir)
@@ -476,7 +571,13 @@ def load_scores(workdir, models=None, sets=None) -> dict[str, dict[str, dict[str
         for s in model_sets:
             if sets is not None and s not in sets:
                 continue
-            out.setdefault(model, {})[s] = _scores.read_scores(_scores.score_path(workdir, model, s))
+            path = _scores.score_path(workdir, model, s)
+            if provenance.read_stamp(path) is not None:
+                current, why = provenance.is_current(path)
+                if not current:
+                    print(f"scores/{model}/{s}.root: {why}; skipped as stale (rerun the notebook that made it)")
+                    continue
+            out.setdefault(model, {})[s] = _scores.read_scores(path)
     if not out:
         raise InputFileError(f"{workdir}: no score files{' for ' + str(models) if models else ''} under scores/; "
                              "run notebooks 03/04 (or amsnb.ecal.baselines.ensure_baseline_scores) first")

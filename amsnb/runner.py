@@ -4,19 +4,24 @@ Each notebook gets the parameters of the chosen profile (``amsnb/profiles.yaml``
 declares, runs with the environment's own ``amsnb`` kernel, reads what earlier notebooks left in the workdir and
 writes its ``metrics.json`` and figures there. The executed notebooks are kept in ``<workdir>/executed/``, also
 when one fails: the run then stops with a message naming the notebook, the cell and the error.
+
+After each notebook the runner prints what it reused and what it recomputed (and why): every artefact decision of
+:mod:`amsnb.provenance` inside the kernel is logged to ``executed/NN.provenance.jsonl``. ``fresh`` recomputes
+every artefact made before the run started, once.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import profiles
+from . import profiles, provenance
 from .errors import AmsnbError, ConfigError
 from .workdir import Workdir
 
@@ -106,6 +111,10 @@ def run_notebook(nb: Path, workdir: Workdir, profile: str, overrides: dict[str, 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / (nb.stem + (f"__{tag}" if tag else "") + ".ipynb")
     log(f"[{nn}] {nb.name}{' ' + tag if tag else ''}: running ({profile})", flush=True)
+    decisions = executed.with_suffix(".provenance.jsonl")
+    decisions.unlink(missing_ok=True)
+    previous_log = os.environ.get(provenance.LOG_ENV)
+    os.environ[provenance.LOG_ENV] = str(decisions)  # the kernel inherits it
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name=kernel,
@@ -114,10 +123,31 @@ def run_notebook(nb: Path, workdir: Workdir, profile: str, overrides: dict[str, 
         raise NotebookFailed(_failure_message(nb, executed, exc)) from None
     except Exception as exc:  # kernel died, timeout, ...
         raise NotebookFailed(_failure_message(nb, executed, exc)) from None
+    finally:
+        if previous_log is None:
+            os.environ.pop(provenance.LOG_ENV, None)
+        else:
+            os.environ[provenance.LOG_ENV] = previous_log
     seconds = time.perf_counter() - t0
     metrics = workdir.load_metrics(nn)
+    for line in summarize_decisions(provenance.read_log(decisions)):
+        log(f"[{nn}]   {line}", flush=True)
     log(f"[{nn}] done in {seconds:.0f} s", flush=True)
     return NotebookRun(nb.name, executed, seconds, params, metrics)
+
+
+def summarize_decisions(entries: list[dict]) -> list[str]:
+    """``reused: sets, cache/mc_high`` and ``recomputed: models/cnn_small (data.max_train_events 200 -> 600)``:
+    one line per kind of decision, each artefact once (its last decision)."""
+    last: dict[str, dict] = {}
+    for e in entries:
+        last[e["artefact"]] = e
+    groups: dict[str, list[str]] = {"reuse": [], "resume": [], "recompute": []}
+    for name, e in last.items():
+        groups.setdefault(e["action"], []).append(name if e["action"] == "reuse" or not e.get("reason")
+                                                  else f"{name} ({e['reason']})")
+    words = {"reuse": "reused", "resume": "resumed", "recompute": "recomputed"}
+    return [f"{words.get(k, k)}: {', '.join(v)}" for k, v in groups.items() if v]
 
 
 def _sweep_points(sweeps: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
@@ -129,8 +159,11 @@ def _sweep_points(sweeps: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
 
 def run_series(profile: str = "default", only: list[str] | None = None, workdir: str | Path | None = None,
                params: dict[str, Any] | None = None, sweeps: dict[str, list[Any]] | None = None,
-               nb_dir: str | Path | None = None, log=print) -> list[NotebookRun]:
-    """Run the notebooks in order; with ``sweeps`` each notebook runs once per point of the parameter grid."""
+               nb_dir: str | Path | None = None, log=print, fresh: bool = False) -> list[NotebookRun]:
+    """Run the notebooks in order; with ``sweeps`` each notebook runs once per point of the parameter grid.
+
+    ``fresh``: recompute every artefact of the run folder made before this call (each once; see
+    :func:`amsnb.provenance.request_fresh`)."""
     if profile not in profiles.names():
         raise ConfigError(f"unknown profile '{profile}'; known: {', '.join(profiles.names())}")
     wd = Workdir(workdir or f"runs/{profile}")
@@ -142,6 +175,23 @@ def run_series(profile: str = "default", only: list[str] | None = None, workdir:
         raise ConfigError(f"no notebook of this run has the parameter(s) {sorted(unknown)} (-p/--sweep); "
                           + "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in declared.items()))
     kernel = ensure_kernel()
+    if not wd.exists():
+        log(f"workdir {wd.path} does not exist: creating it (a new run folder; everything will be computed)")
+        wd.path.mkdir(parents=True)
+    previous_fresh = os.environ.get(provenance.FRESH_ENV)
+    if fresh:
+        os.environ[provenance.FRESH_ENV] = repr(time.time())
+        log("fresh: every artefact made before now is recomputed")
+    try:
+        return _run_all(wd, nbs, profile, params, sweeps, kernel, log)
+    finally:
+        if previous_fresh is None:
+            os.environ.pop(provenance.FRESH_ENV, None)
+        else:
+            os.environ[provenance.FRESH_ENV] = previous_fresh
+
+
+def _run_all(wd: Workdir, nbs: list[Path], profile: str, params, sweeps, kernel: str, log) -> list[NotebookRun]:
     runs: list[NotebookRun] = []
     t0 = time.perf_counter()
     for nb in nbs:
@@ -156,6 +206,7 @@ def run_series(profile: str = "default", only: list[str] | None = None, workdir:
             table.append({"parameters": point, "metrics": run.metrics, "executed": str(run.executed)})
         if sweeps:
             path = wd.notebook(nb.name[:2]) / "sweep.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(table, indent=2, default=str))
             log(f"[{nb.name[:2]}] sweep of {len(points)} runs collected in {path}")
             log(format_sweep_table(table))

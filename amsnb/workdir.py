@@ -9,6 +9,9 @@ Layout of a workdir::
     data/nuclei/*.root      simulated nuclei samples                       notebook 06
     NN_name/metrics.json    each notebook's key figures (regression suite)
     NN_name/figures/*.png   each notebook's figures
+
+Every artefact carries a stamp of what made it (``<name>.stamp.json``, :mod:`amsnb.provenance`). Reading a
+Workdir creates nothing: its properties are paths; folders are made by whatever writes into them.
 """
 
 from __future__ import annotations
@@ -33,16 +36,22 @@ NOTEBOOK_DIRS = {
 
 
 class Workdir:
-    """Paths of one run folder; creating a Workdir creates the folder."""
+    """Paths of one run folder. Nothing is created by constructing or reading it; writers make their folders."""
 
     def __init__(self, path: str | os.PathLike = "runs/default"):
         self.path = Path(path).expanduser().resolve()
-        self.path.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Workdir('{self.path}')"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
 
     def _sub(self, *parts: str) -> Path:
-        p = self.path.joinpath(*parts)
-        p.mkdir(parents=True, exist_ok=True)
-        return p
+        return self.path.joinpath(*parts)
 
     @property
     def ecal_data(self) -> Path:
@@ -73,6 +82,7 @@ class Workdir:
 
     def save_figure(self, nn: str, fig, name: str, dpi: int = 110) -> Path:
         path = self.figures(nn) / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         return path
 
@@ -82,6 +92,7 @@ class Workdir:
     def save_metrics(self, nn: str, metrics: dict[str, Any], merge: bool = True) -> Path:
         """Write (merge into) ``NN_name/metrics.json``; numpy scalars and non-finite floats are made JSON-safe."""
         path = self.metrics_path(nn)
+        path.parent.mkdir(parents=True, exist_ok=True)
         old = json.loads(path.read_text()) if merge and path.exists() else {}
         old.update(_jsonable(metrics))
         tmp = path.with_suffix(".json.part")

@@ -20,8 +20,8 @@ def run(quick: bool) -> list[dict]:
     from amsnb import nuclei
     from amsnb.models import build
     from amsnb.nuclei import fits, sim
-    from amsnb.nuclei.model import fit_normalization, predict
-    from amsnb.train.trainer import TrainConfig, fit
+    from amsnb.nuclei.model import fit_normalization  # registers "mda"
+    from amsnb.train.trainer import TrainConfig, fit, predict
 
     n = 20_000 if quick else 100_000
     rows = []
@@ -48,7 +48,7 @@ def run(quick: bool) -> list[dict]:
     t, _ = _timed(lambda: fit(model, tr, None, tg, cfg, tmp / "train", collate_fn=nuclei.collate))
     rows.append({"name": "MDA training (DANN)", "value": len(tr) / t, "unit": "events/s",
                  "note": f"hidden 32, batch 128, source + target batch per step, {torch.get_num_threads()} threads"})
-    t, _ = _timed(lambda: predict(model, tr))
+    t, _ = _timed(lambda: predict(model, tr, 2048, collate_fn=nuclei.collate))
     rows.append({"name": "MDA inference", "value": len(tr) / t, "unit": "events/s", "note": "batches of 2048"})
 
     m = nuclei.pooled_set(mc, 15, l1_cut=False)

@@ -73,7 +73,7 @@ def test_sets_from_user_files_manifest_split_and_reuse(tmp_path):
     assert not test_events & train_events
     expected = set(high["event"][datasets.event_hash(high["run"], high["event"]) < datasets.TEST_FRACTION].tolist())
     assert test_events == expected
-    assert man["cuts"]["name"] == "default" and man["request"]["cuts_digest"] == cuts.load().digest()
+    assert man["cuts"]["name"] == "default" and man["cuts_digest"] == cuts.load().digest()
     assert man["sources"]["mc_high"][0]["size"] > 0 and "split" in man
     assert man["sets"]["iss_target"]["unlabeled"] == man["sets"]["iss_target"]["events"]
     # second call: reused (files untouched); other cuts: regenerated
@@ -82,7 +82,7 @@ def test_sets_from_user_files_manifest_split_and_reuse(tmp_path):
     assert {k: p.stat().st_mtime_ns for k, p in again.items()} == mtimes
     looser = cuts.load().with_window("unit_charge", max=0.5)
     datasets.ensure_ecal_sets(wd, scale=1, seed=1, input_files=raw, cuts=looser, progress=False)
-    assert datasets.load_manifest(wd)["request"]["cuts_digest"] == looser.digest() != cuts.load().digest()
+    assert datasets.load_manifest(wd)["cuts_digest"] == looser.digest() != cuts.load().digest()
     # a later call without input_files refuses to replace the user's sets with simulation
     with pytest.raises(ConfigError, match="your own files"):
         datasets.ensure_ecal_sets(wd, scale=1, seed=1, progress=False)
@@ -132,3 +132,15 @@ def test_from_the_simulation(tmp_path):
     assert flows["mc_low"].counts["electron"][-1] == man["sets"]["mc_low"]["electrons"]
     e = io.read(sets["mc_high"], branches=["energy"])["energy"]
     assert e.min() >= 1000 and e.max() <= 2000
+
+
+def test_set_names_are_defined_once():
+    """amsnb.ecal.datasets defines the set names; the simulation's Table-1 specs, the experiment's roles and the
+    baselines' evaluation sets are derived from (or checked against) them."""
+    from amsnb.ecal import baselines, experiment, sim
+
+    assert tuple(s.name for s in sim.TABLE1) == datasets.TABLE1_SETS
+    assert datasets.SETS == (*datasets.TABLE1_SETS, datasets.TEST_SET)
+    assert set(experiment.TRAIN_SETS) | set(experiment.VAL_SETS.values()) | set(experiment.EVAL_SETS) <= \
+        set(datasets.SETS)
+    assert baselines.EVAL_SETS == datasets.SETS

@@ -53,9 +53,10 @@ def test_below_l1_closure_on_simulation():
     d = nuclei.physical_subsample(nuclei.pooled_set(pseudo, 15, l1_cut=False), seed=3)  # unweighted, physical mix
     sel = nuclei.SELECTIONS[15]
     r = fits.below_l1_fit(d, m, 15, sel.l1)
-    truth, truth_err = fits.true_fraction(d, 15, sel.l1)
-    assert 0.05 < truth < 0.5  # the below-L1 background matters in the P selection
-    assert abs(r.fraction - truth) < 3 * np.hypot(r.fraction_err, truth_err)
+    truth = fits.true_fraction(d, 15, sel.l1)
+    assert 0.05 < truth.value < 0.5  # the below-L1 background matters in the P selection
+    assert truth.lo < truth.value < truth.hi
+    assert abs(r.fraction - truth.value) < 3 * np.hypot(r.fraction_err, truth.err)
 
 
 def test_charge_tune_recovers_the_data_scale():

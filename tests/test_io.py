@@ -231,3 +231,22 @@ def test_expand_files_commas_globs_and_a_glob_matching_nothing(tmp_path):
     assert io.expand_files([tmp_path / "x.root"]) == [tmp_path / "x.root"]  # checked when opened
     with pytest.raises(InputFileError, match=r"flight/\*\.root: no file matches"):
         io.expand_files(f"{tmp_path}/flight/*.root")
+
+
+def test_read_and_cut_flow_files_accept_an_absolute_glob(tmp_path):
+    """Every reader goes through io.expand_files: an absolute glob reads all its files, in sorted order."""
+    from amsnb import cuts
+
+    a, b = _events(120, seed=1), _events(80, seed=2)
+    io.write(tmp_path / "run_b.root", b)
+    io.write(tmp_path / "run_a.root", a)
+    got = io.read(f"{tmp_path}/run_*.root")
+    np.testing.assert_array_equal(got["energy"], np.concatenate([a["energy"], b["energy"]]))
+    flow = cuts.cut_flow_files(f"{tmp_path}/run_*.root", "default", "mc_high", progress=False)
+    explicit = cuts.cut_flow_files([tmp_path / "run_a.root", tmp_path / "run_b.root"], "default", "mc_high",
+                                   progress=False)
+    assert flow.same_as(explicit)
+    with pytest.raises(InputFileError, match=r"nothing_\*\.root: no file matches"):
+        io.read(f"{tmp_path}/nothing_*.root")
+    with pytest.raises(InputFileError, match=r"nothing_\*\.root: no file matches"):
+        cuts.cut_flow_files(f"{tmp_path}/nothing_*.root", "default", "mc_high", progress=False)

@@ -11,7 +11,8 @@ from amsnb import nuclei
 from amsnb.errors import ConfigError
 from amsnb.models import build, load_model, save_model
 from amsnb.nuclei import sim
-from amsnb.nuclei.model import fit_normalization, predict
+from amsnb.nuclei.model import fit_normalization  # registers "mda"
+from amsnb.train import predict
 
 
 @pytest.fixture(scope="module")
@@ -86,5 +87,24 @@ def test_short_dann_training_learns(tmp_path):
     h = res.history
     assert h[-1]["label_loss"] < h[0]["label_loss"] + 0.02
     assert np.isfinite(h[-1]["domain_acc"])
-    p = predict(res.model, tr)
+    p = predict(res.model, tr, 2048, collate_fn=nuclei.collate)
     assert roc_auc_score(tr.labels, p["score"]) > 0.6
+    assert p["attention"].shape == (len(tr), 4) and np.isfinite(p["domain_score"]).all()
+    np.testing.assert_allclose(p["attention"].sum(1), 1.0, rtol=1e-5)
+
+
+def test_mda_input_sizes_come_from_its_config_and_agree_with_the_graph():
+    """The model takes its input sizes from MDAConfig (no import of the data preparation's tuples); the defaults
+    must match what amsnb.nuclei.graph produces."""
+    from amsnb.nuclei import graph
+    from amsnb.nuclei.model import MDAConfig
+
+    cfg = MDAConfig()
+    assert cfg.n_node_features == len(graph.NODE_FEATURES)
+    assert cfg.n_rig_features == len(graph.RIG_FEATURES)
+    assert cfg.n_tof_features == len(graph.TOF_FEATURES)
+    assert cfg.n_cluster_layers == graph.N_LAYERS_USED
+    assert cfg.branches == graph.BRANCHES
+    m = build("mda", {"n_tof_features": 5, "n_rig_features": 2, "branches": ("rig", "tof")})
+    assert m.feature_extractor.sub["tof"][0].in_features == 5 and m.feature_extractor.tof_mean.shape == (5,)
+    assert m.feature_extractor.sub["rig"][0].in_features == 2

@@ -196,3 +196,50 @@ def test_model_helpers_share_binning_and_flatten_table():
     assert flat["a_iss_test_mis90"] == metrics.rejection_at_efficiency(s, lab).n_bkg_pass
     with pytest.raises(EmptySelectionError, match="mc_test"):
         metrics.on_set({"a": {"iss_test": models["a"]}}, "mc_test")
+
+
+def test_auc_with_error_hanley_mcneil():
+    """The one AUC (metrics.roc_auc) and its Hanley-McNeil error: 0 for a perfect score, ~0.009 for 2k + 2k at
+    chance; unknown labels are excluded; unit weights change nothing."""
+    from sklearn.metrics import roc_auc_score
+
+    perfect = np.r_[np.zeros(50), np.ones(70)]
+    assert metrics.auc_with_error(perfect, perfect.astype(int)) == (1.0, 0.0)
+    rng = np.random.default_rng(0)
+    lab, s = rng.integers(0, 2, 4000), rng.random(4000)
+    auc, err = metrics.auc_with_error(s, lab)
+    assert auc == pytest.approx(roc_auc_score(lab, s)) == metrics.roc_auc(s, lab)
+    assert abs(auc - 0.5) < 4 * err and 0.005 < err < 0.015
+    assert metrics.auc_with_error(s, lab, np.ones(4000)) == pytest.approx((auc, err))
+    assert metrics.roc_auc(np.r_[s, 0.3], np.r_[lab, -1]) == auc
+    with pytest.raises(EmptySelectionError, match="both classes"):
+        metrics.roc_auc(s, np.ones(4000, int))
+
+
+def test_efficiency_is_clopper_pearson_on_effective_counts():
+    e = metrics.efficiency(np.r_[np.ones(3, bool), np.zeros(7, bool)])
+    assert e.value == 0.3 and (e.lo, e.hi) == pytest.approx(metrics.clopper_pearson(3, 10)) and e.n == 10
+    assert e.err == pytest.approx(0.5 * (e.hi - e.lo)) and e.yerr == pytest.approx([0.3 - e.lo, e.hi - 0.3])
+    zero = metrics.efficiency(np.zeros(20, bool))
+    assert zero.value == 0.0 and zero.lo == 0.0 and zero.hi > 0.05 and zero.err > 0  # not Wald's zero error
+    w = np.r_[np.full(5, 2.0), np.ones(5)]
+    ew = metrics.efficiency(np.r_[np.ones(5, bool), np.zeros(5, bool)], w)
+    k, n = metrics.effective_counts(w.sum(), (w**2).sum(), 10.0)
+    assert ew.value == pytest.approx(10 / 15) and (ew.lo, ew.hi) == pytest.approx(metrics.clopper_pearson(k, n))
+    with pytest.raises(EmptySelectionError):
+        metrics.efficiency(np.zeros(0, bool))
+    x = np.array([1.0, 1.5, 2.5, 2.6, 2.7, 9.0])
+    b = metrics.binned_efficiency(x, x > 2.55, [1, 2, 3, 4])
+    assert b.value[0] == 0.0 and b.value[1] == pytest.approx(2 / 3) and b.value[2] == 1.0  # 9.0 -> last bin
+    assert b.n.tolist() == [2, 3, 1] and np.all(b.lo <= b.value) and np.all(b.value <= b.hi)
+    empty = metrics.binned_efficiency(x, x > 2, [20, 30, 40])
+    assert np.isfinite(empty.value).sum() == 1  # everything below the edges is clipped into the first bin
+
+
+def test_balanced_class_weights():
+    lab = np.r_[np.zeros(30, int), np.ones(10, int), [-1, -1]]
+    w = metrics.balanced_class_weights(lab, 2)
+    assert w == pytest.approx([40 / 60, 40 / 20])
+    assert (w[lab[lab >= 0]]).sum() == pytest.approx(40)  # both classes carry half the total weight
+    with pytest.raises(EmptySelectionError, match="every class"):
+        metrics.balanced_class_weights(np.zeros(5, int), 2)

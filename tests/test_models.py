@@ -69,15 +69,28 @@ def test_config_errors(tmp_path):
         M.load_model(tmp_path)
 
 
-def test_mda_is_looked_up_lazily():
-    """'mda' lives in amsnb.nuclei.model (another module): the registry imports it only when asked for."""
+def test_registry_does_not_name_the_wings(tmp_path):
+    """'mda' lives in amsnb.nuclei.model: the core registry does not know it until that module is imported; a saved
+    MDA records its module in config.json and load_model imports it (only modules of amsnb)."""
+    import json
     import subprocess
     import sys
 
-    code = ("import sys, amsnb.models as M; assert 'amsnb.nuclei.model' not in sys.modules; "
-            "from amsnb.train import DomainAdversarialModel; m = M.build('mda'); "
-            "assert 'amsnb.nuclei.model' in sys.modules and isinstance(m, DomainAdversarialModel)")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    code = ("import sys, amsnb.models as M; from amsnb.errors import ConfigError\n"
+            "assert 'amsnb.nuclei.model' not in sys.modules and 'mda' not in M.available()\n"
+            "try:\n    M.build('mda')\nexcept ConfigError:\n    pass\nelse:\n    raise SystemExit('built mda')\n"
+            "m = M.load_model(sys.argv[1]); assert 'amsnb.nuclei.model' in sys.modules\n"
+            "assert isinstance(m, M.DomainAdversarialModel) and m.amsnb_name == 'mda'")
+    import amsnb.nuclei.model  # noqa: F401  (registers "mda")
+
+    M.save_model(tmp_path / "mda", M.build("mda", "small", seed=0))
+    assert json.loads((tmp_path / "mda" / "config.json").read_text())["module"] == "amsnb.nuclei.model"
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "mda")], check=True, timeout=120)
+    meta = json.loads((tmp_path / "mda" / "config.json").read_text())
+    meta.update(name="not_registered", module="os")
+    (tmp_path / "mda" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="not part of amsnb"):
+        M.load_model(tmp_path / "mda")
 
 
 def test_seeded_build_is_reproducible_across_processes():
@@ -87,7 +100,7 @@ def test_seeded_build_is_reproducible_across_processes():
     import subprocess
     import sys
 
-    code = ("import hashlib, torch, amsnb.models as M; state = torch.get_rng_state(); "
+    code = ("import hashlib, torch, amsnb.models as M, amsnb.nuclei.model; state = torch.get_rng_state(); "
             "m = M.build('mda', 'small', seed={seed}); assert torch.equal(state, torch.get_rng_state()); "
             "print(hashlib.md5(torch.cat([p.detach().flatten() for p in m.parameters()]).numpy().tobytes())"
             ".hexdigest())")

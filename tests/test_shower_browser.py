@@ -11,9 +11,9 @@ import pytest
 
 matplotlib.use("Agg")
 
+from amsnb.ecal import shower_browser as sb  # noqa: E402
 from amsnb.ecal import sim as ecal  # noqa: E402
 from amsnb.errors import ConfigError  # noqa: E402
-from amsnb.ecal import shower_browser as sb  # noqa: E402
 
 
 @pytest.fixture(scope="module")

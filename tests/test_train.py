@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from amsnb.train import ArrayDataset, DomainAdversarialModel, TrainConfig, fit, ganin_lambda, grad_reverse, mlp_head
+from amsnb.models.layers import DomainAdversarialModel, grad_reverse, mlp_head
+from amsnb.train import ArrayDataset, TrainConfig, fit, ganin_lambda, predict
 from amsnb.train.trainer import epoch_batches
 
 N_FEAT = 12
@@ -248,3 +249,141 @@ def test_cli_trains_from_root_files(tmp_path):
     model = load_model(tmp_path / "out" / "model")
     assert model(torch.zeros(2, 1, 18, 72))["logits"].shape == (2, 2)
     assert len([d for d in (tmp_path / "out" / "cache").iterdir() if d.is_dir()]) == 2
+
+
+def test_fit_keeps_the_callers_rng_and_threads(tmp_path):
+    """fit seeds torch and sets the thread count for its own run only: the caller's global torch RNG state (and
+    numpy's) and torch.get_num_threads() are the same afterwards, also when training fails."""
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(1, 1)
+
+        def forward(self, x, lambda_=0.0):
+            raise RuntimeError("boom")
+
+    models = [_model(1, dropout=0.2), _model(1, dropout=0.2), Broken()]  # built first: they draw from the RNG
+    torch.manual_seed(123)
+    np.random.seed(5)
+    state, np_state, threads = torch.get_rng_state(), np.random.get_state()[1].copy(), torch.get_num_threads()
+    cfg = TrainConfig(epochs=2, batch_size=32, seed=9, cpu_threads=threads + 1, progress=False)
+    fit(models[0], _data(), _data(96, 1), None, cfg, tmp_path / "a")
+    fit(models[1], _data(), _data(96, 1), None, cfg, tmp_path / "a")  # a resumed (finished) run sets RNG states
+    assert torch.equal(torch.get_rng_state(), state)
+    assert np.array_equal(np.random.get_state()[1], np_state)
+    assert torch.get_num_threads() == threads
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(models[2], _data(), None, None, cfg, tmp_path / "b")
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.get_num_threads() == threads
+
+
+def test_early_stopping_without_validation_watches_the_label_loss(tmp_path):
+    """No validation set, DANN on: the monitored value is the label loss, not the total loss with the adversarial
+    domain term (which rises as the features become domain-invariant and used to stop DANN runs early)."""
+    from amsnb.train.trainer import _monitored
+
+    assert _monitored({"loss": 2.0, "label_loss": 0.3}, "rejection") == (0.3, "min")
+    cfg = TrainConfig(epochs=4, batch_size=32, use_da=True, lambda_schedule="constant", domain_weight=5.0, seed=2,
+                      patience=1, progress=False)
+    res = fit(_model(3), _data(), None, _data(160, 2, shift=2.0, labeled=False), cfg, tmp_path)
+    label = [r["label_loss"] for r in res.history]
+    assert res.best_metric == pytest.approx(min(label))
+    assert res.best_epoch == int(np.argmin(label)) + 1
+    # the total loss rises after epoch 1 (the domain term grows), so watching it with patience 1 would stop at
+    # epoch 2; the label loss keeps falling and the run goes on
+    assert res.history[1]["loss"] > res.history[0]["loss"]
+    assert all(b < a for a, b in zip(label, label[1:]))
+    assert not res.stopped_early and len(res.history) == 4
+
+
+def test_checkpoint_every_zero_writes_once_and_changes_nothing(tmp_path, monkeypatch):
+    """checkpoint_every=0: one checkpoint (and metrics.csv, best weights) at the end of the call instead of one per
+    epoch; same weights, history and best epoch; a second call resumes the finished run."""
+    import amsnb.train.trainer as T
+
+    writes = []
+    real = T.save_checkpoint
+    monkeypatch.setattr(T, "save_checkpoint", lambda *a, **k: writes.append(a[0]) or real(*a, **k))
+    base = dict(epochs=4, batch_size=32, seed=4, progress=False, patience=99, early_stopping_metric="val_loss")
+    train, val = _data(), _data(96, 1)
+    m1, m2 = _model(5, dropout=0.2), _model(5, dropout=0.2)
+    r1 = fit(m1, train, val, None, TrainConfig(**base), tmp_path / "every")
+    assert len(writes) == 4
+    writes.clear()
+    r2 = fit(m2, train, val, None, TrainConfig(**base, checkpoint_every=0), tmp_path / "end")
+    assert len(writes) == 1
+    assert r2.best_epoch == r1.best_epoch and r2.finished
+    assert [r["val_loss"] for r in r2.history] == [r["val_loss"] for r in r1.history]
+    for k, v in _weights(m1).items():
+        assert torch.equal(v, _weights(m2)[k]), k
+    assert (tmp_path / "end" / "metrics.csv").read_text().count("\n") == 5
+    assert (tmp_path / "end" / "best.safetensors").exists()
+    writes.clear()
+    m3 = _model(8, dropout=0.2)
+    r3 = fit(m3, train, val, None, TrainConfig(**base, checkpoint_every=2), tmp_path / "end")  # resumable change
+    assert not writes and r3.finished and len(r3.history) == 4
+    for k, v in _weights(m1).items():
+        assert torch.equal(v, _weights(m3)[k]), k
+
+
+def test_three_class_model_trains_and_predicts(tmp_path):
+    """The number of classes comes from the model's logits: a 3-class toy model trains; predict gives probs."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    x = rng.normal(size=(300, N_FEAT)).astype(np.float32)
+    x[:, 0] += 3.0 * y
+    train, val = ArrayDataset(x[:240], y[:240]), ArrayDataset(x[240:], y[240:])
+    torch.manual_seed(0)
+    fe = nn.Sequential(nn.Linear(N_FEAT, 16), nn.ReLU())
+    model = DomainAdversarialModel(fe, nn.Linear(16, 3))
+    res = fit(model, train, val, None, TrainConfig(epochs=6, batch_size=32, lr=2e-2, progress=False), tmp_path)
+    assert res.finished and "val_acc" in res.history[-1]
+    p = predict(res.model, val)
+    assert p["probs"].shape == (60, 3)
+    np.testing.assert_allclose(p["probs"].sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(p["score"], p["probs"][:, 1])
+    assert (p["probs"].argmax(1) == y[240:]).mean() > 0.6
+    two = predict(_model(0), _data(60))
+    assert "probs" not in two and two["score"].shape == (60,)
+
+
+def test_predict_passes_extra_outputs_through():
+    """A feature extractor returning a dict: its extra outputs (e.g. attention) come out of the model and of
+    predict under their own names."""
+
+    class WithAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(N_FEAT, 8)
+
+        def forward(self, x):
+            return {"features": torch.relu(self.lin(x)), "attention": torch.softmax(x[:, :4], 1)}
+
+    model = DomainAdversarialModel(WithAttention(), nn.Linear(8, 2), mlp_head(8, 2))
+    ds = _data(50)
+    p = predict(model, ds, batch_size=16)
+    assert p["attention"].shape == (50, 4)
+    np.testing.assert_allclose(p["attention"], torch.softmax(ds.x[:, :4], 1).numpy(), rtol=1e-6)
+    assert np.isfinite(p["domain_score"]).all()
+
+
+def test_lambda_schedule_off_is_accepted(tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=32, use_da=True, lambda_schedule="off", progress=False)
+    res = fit(_model(0), _data(64), None, _data(64, 2, shift=0.7, labeled=False), cfg, tmp_path)
+    assert res.history[0]["lambda"] == 0.0
+
+
+def test_fit_does_not_resume_a_checkpoint_of_other_data(tmp_path, capsys):
+    """The stale-reuse bug: a finished run on 200 events was returned for a call on 600 events."""
+    cfg = TrainConfig(epochs=2, batch_size=50, progress=False, early_stopping_metric="val_loss")
+    r200 = fit(_model(1), _data(200), _data(100, seed=9), config=cfg, outdir=tmp_path)
+    capsys.readouterr()
+    r600 = fit(_model(1), _data(600), _data(100, seed=9), config=cfg, outdir=tmp_path)
+    assert "checkpoint of another run (train data changed), training afresh" in capsys.readouterr().out
+    assert len(r600.history) == 2 and not all(torch.equal(a, b) for a, b in
+                                              zip(_weights(r200.model).values(), _weights(r600.model).values()))
+    again = fit(_model(5), _data(600), _data(100, seed=9), config=cfg, outdir=tmp_path)  # same data: resumed
+    assert capsys.readouterr().out == ""
+    assert all(torch.equal(a, b) for a, b in zip(_weights(r600.model).values(), _weights(again.model).values()))

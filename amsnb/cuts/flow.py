@@ -9,7 +9,6 @@ intervals (:func:`amsnb.metrics.clopper_pearson`), on effective counts n_eff = (
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -188,7 +187,7 @@ def cut_flow_files(files, cutset="default", set_name: str | None = None, mapping
 
     cutset = load(cutset)
     flow = cut_flow({}, cutset, set_name)
-    paths = io._as_paths(files if not isinstance(files, (str, os.PathLike)) else [files])
+    paths = io.expand_files(files)
     total = sum(io.num_entries(p) for p in paths) if mapping is None else None
     with tqdm(total=total, desc=f"cut flow {set_name or ''}", unit="ev", disable=not progress, leave=False) as bar:
         for chunk in io.iterate(paths, io.ECAL, sorted({*cutset.branches(), "label", "weight"}), mapping, step_size,

@@ -10,7 +10,6 @@ and agree to rounding (the partition order of the sums differs).
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 
 import numpy as np
@@ -65,9 +64,11 @@ def lazy_events(files, cutset, mapping=None, step_size: str | int = "50 MB"):
     import dask_awkward as dak
     import uproot
 
-    from ..io import _as_paths, open_tree
+    from ..io import expand_files, open_tree
 
-    paths = _as_paths(files if not isinstance(files, (str, os.PathLike)) else [files])
+    paths = expand_files(files)
+    if not paths:
+        raise InputFileError("no input files given: pass a ROOT file path, a glob or a list of paths")
     tree, renames, units = _renames(mapping)
     tree = tree or "ecal"
     present = set(open_tree(paths[0], tree).keys())  # also checks the first file is a readable ROOT tree

@@ -17,7 +17,6 @@ unbounded, so float32 score files keep the resolution of the proton tail (a prob
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -30,6 +29,7 @@ import numpy as np
 from ..errors import ConfigError, InputFileError
 from ..schema import N_LAYERS
 from ..workdir import Workdir
+from .datasets import SETS
 
 #: ECAL shower-shape scalars (amsnb.schema / amsnb.ecal.reco). No tracker, TRD or geometry variables.
 SHAPE_VARIABLES = ("shower_max", "shower_alpha", "lateral_rms", "f_front", "f_rear", "f_core", "s1_s3", "s3_s5",
@@ -38,7 +38,10 @@ BDT_FEATURES = (*SHAPE_VARIABLES, "log10_energy", *(f"layer_frac_{i:02d}" for i 
                 *(f"layer_rms_{i:02d}" for i in range(N_LAYERS)))
 FEATURE_BRANCHES = (*SHAPE_VARIABLES, "energy", "layer_frac", "layer_rms")
 ID_BRANCHES = ("run", "event", "label", "weight", "energy")
-EVAL_SETS = ("mc_low", "mc_high", "mc_test", "iss_val", "iss_test", "iss_target")
+#: Every selected set is scored (set names are defined once, in :mod:`amsnb.ecal.datasets`).
+EVAL_SETS = SETS
+#: Version of the baselines' training and scoring code (bump when their output changes for the same request).
+BASELINE_VERSION = "1"
 MODELS = ("bdt", "likelihood")
 #: Validation share of the training sets (early stopping, hyper-parameter choice), by a salted event hash.
 VAL_FRACTION = 0.25
@@ -69,12 +72,13 @@ def _labeled(arrays: Mapping[str, np.ndarray], what: str) -> dict[str, np.ndarra
     return out
 
 
-def class_weights(label: np.ndarray) -> np.ndarray:
-    """Per-event weights giving both classes the same total (the seed's weighted loss for the imbalance)."""
-    label = np.asarray(label)
-    n = len(label)
-    n_e, n_p = (label == 1).sum(), (label == 0).sum()
-    return np.where(label == 1, n / (2.0 * n_e), n / (2.0 * n_p)).astype(np.float64)
+def _event_weights(label: np.ndarray) -> np.ndarray:
+    """Per-event class weights giving both classes the same total (``amsnb.metrics.balanced_class_weights``, the
+    seed's weighted loss for the imbalance)."""
+    from ..metrics import balanced_class_weights
+
+    label = np.asarray(label).astype(int)
+    return balanced_class_weights(label, 2)[label]
 
 
 def validation_mask(run, event, fraction: float = VAL_FRACTION) -> np.ndarray:
@@ -203,8 +207,8 @@ def train_bdt(arrays: Mapping[str, np.ndarray], search: str | Sequence[dict] = "
     if isinstance(search, str) and search not in SEARCH_GRIDS:
         raise ConfigError(f"search='{search}': use one of {list(SEARCH_GRIDS)} or a list of parameter dicts")
     train, valid = _split(arrays, what)
-    x, y, w = feature_matrix(train), train["label"].astype(int), class_weights(train["label"])
-    xv, yv, wv = feature_matrix(valid), valid["label"].astype(int), class_weights(valid["label"])
+    x, y, w = feature_matrix(train), train["label"].astype(int), _event_weights(train["label"])
+    xv, yv, wv = feature_matrix(valid), valid["label"].astype(int), _event_weights(valid["label"])
     best, trials = None, []
     for params in tqdm(grid, desc="BDT search", disable=not progress, leave=False):
         cfg = BDTConfig(seed=seed, **params)
@@ -242,8 +246,8 @@ def compare_libraries(arrays: Mapping[str, np.ndarray], libraries: Sequence[str]
     from ..metrics import rejection_at_efficiency, roc_auc
 
     train, valid = _split(arrays, "comparison set")
-    x, y, w = feature_matrix(train), train["label"].astype(int), class_weights(train["label"])
-    xv, yv, wv = feature_matrix(valid), valid["label"].astype(int), class_weights(valid["label"])
+    x, y, w = feature_matrix(train), train["label"].astype(int), _event_weights(train["label"])
+    xv, yv, wv = feature_matrix(valid), valid["label"].astype(int), _event_weights(valid["label"])
     import importlib.util
 
     rows = []
@@ -387,15 +391,9 @@ def training_data(workdir, train_sets: Sequence[str] = ("mc_high",)) -> dict[str
     return _concat([_read(p) for p in paths])
 
 
-def _request_digest(manifest: dict, train_sets, search, seed) -> str:
-    sets = {k: manifest["sets"][k] for k in sorted(manifest["sets"])}
-    blob = json.dumps({"sets": sets, "request": manifest["request"], "train": list(train_sets),
-                       "search": search, "seed": seed, "features": list(BDT_FEATURES)}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def load_model(workdir, name: str):
-    """A saved baseline (``"bdt"`` or ``"likelihood"``) from ``workdir/models/<name>``."""
+def load_baseline(workdir, name: str):
+    """A saved baseline (``"bdt"`` or ``"likelihood"``) from ``workdir/models/<name>`` (neural networks:
+    :func:`amsnb.models.load_model`)."""
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     if name not in MODELS:
         raise ConfigError(f"baseline '{name}': use one of {MODELS}")
@@ -405,12 +403,15 @@ def load_model(workdir, name: str):
 def ensure_baseline_scores(workdir, *, scale: float, seed: int, iss_scale: float | None = None,
                            models: Sequence[str] = MODELS, train_sets: Sequence[str] = ("mc_high",),
                            search: str | Sequence[dict] = "small", retrain: bool = False, input_files=None,
-                           mapping=None, cuts="default", progress: bool = True) -> dict[str, dict[str, Path]]:
+                           mapping=None, cuts="default", progress: bool = True,
+                           fresh: bool = False) -> dict[str, dict[str, Path]]:
     """Train (or reuse) the baselines on ``train_sets`` and write their scores for every other selected set.
 
-    Returns ``{model: {set: score file}}``. A saved model is reused when it was trained on the same selected sets
-    (the sets manifest), training sets, search and seed; ``retrain=True`` forces training.
+    Returns ``{model: {set: score file}}``. Each model folder is an :mod:`amsnb.provenance` artefact: reused when it
+    was trained on the same selected events (their stamps), training sets, search, features and seed;
+    ``retrain=True`` (or ``fresh``) forces training.
     """
+    from .. import provenance
     from ..scores import score_path, write_scores
     from . import datasets
 
@@ -419,26 +420,22 @@ def ensure_baseline_scores(workdir, *, scale: float, seed: int, iss_scale: float
     if unknown:
         raise ConfigError(f"models {sorted(unknown)}: the baselines are {MODELS}")
     sets = datasets.ensure_ecal_sets(wd, scale=scale, seed=seed, iss_scale=iss_scale, input_files=input_files,
-                                     mapping=mapping, cuts=cuts, progress=progress)
+                                     mapping=mapping, cuts=cuts, progress=progress, fresh=fresh)
     missing = [s for s in train_sets if s not in sets]
     if missing:
         raise ConfigError(f"train_sets {missing} are not among the selected sets {sorted(sets)}")
-    digest = _request_digest(datasets.load_manifest(wd), train_sets, search if isinstance(search, str) else
-                             list(search), seed)
+    request = {"train_sets": list(train_sets), "search": search if isinstance(search, str) else list(search),
+               "seed": seed, "features": list(BDT_FEATURES)}
+    inputs = {s: provenance.identity(sets[s]) for s in train_sets}
     eval_sets = [s for s in EVAL_SETS if s in sets and s not in train_sets]
     train = None
     out = {}
     for name in models:
         folder = wd.models / name
-        model = None
-        if not retrain and (folder / "config.json").exists():
-            try:
-                meta = json.loads((folder / "config.json").read_text())
-                if meta.get("info", {}).get("digest") == digest:
-                    model = load_model(wd, name)
-            except (ConfigError, InputFileError, json.JSONDecodeError):
-                model = None
-        if model is None:
+        cls = BDT if name == "bdt" else Likelihood
+
+        def build(path: Path, name=name) -> None:
+            nonlocal train
             if train is None:
                 train = training_data(wd, train_sets)
             what = f"training sets {', '.join(train_sets)}"
@@ -448,14 +445,20 @@ def ensure_baseline_scores(workdir, *, scale: float, seed: int, iss_scale: float
             else:
                 fit_part, _ = _split(train, what)  # same training part as the BDT
                 model = Likelihood.fit(fit_part, what=what)
-            model.info.update({"digest": digest, "train_sets": list(train_sets), "train_seconds":
-                               time.perf_counter() - t0})
-            model.save(folder)
+            model.info.update({"train_sets": list(train_sets), "train_seconds": time.perf_counter() - t0})
+            model.save(path)
+
+        stamp = provenance.Stamp(f"amsnb.ecal.baselines.{name}", BASELINE_VERSION, request, inputs)
+        provenance.ensure(folder, stamp, build, fresh=fresh or retrain, label=f"models/{name}", verb="training")
+        model = cls.load(folder)
         out[name] = {}
         for s in eval_sets:
             arr = _read(sets[s])
             path = score_path(wd, name, s)
+            made_by = provenance.Stamp("amsnb.ecal.baselines.scores", BASELINE_VERSION, {"model": name, "set": s},
+                                       {"model": provenance.file_input(folder),
+                                        "events": provenance.file_input(sets[s])})
             write_scores(path, run=arr["run"], event=arr["event"], label=arr["label"], energy=arr["energy"],
-                         weight=arr["weight"], score=model.score(arr).astype(np.float32))
+                         weight=arr["weight"], score=model.score(arr).astype(np.float32), made_by=made_by)
             out[name][s] = path
     return out

@@ -5,7 +5,8 @@ against "npy read (memory-mapped)" of the same 18x72 images). A cache folder ``<
 ``images.npy`` (N, 1, 18, 72) in MeV (float32, or float16 to halve disk and page cache: float16 keeps 3 significant
 digits up to 65504 MeV, ADC saturation is ~169 GeV per cell, so float16 clips the hottest TeV cells; use float32
 above ~1 TeV), ``label``, ``weight``, ``domain``, ``energy``, ``run``, ``event`` and a ``meta.json`` that ties it to
-the source file (path, size, mtime): a changed ROOT file rebuilds the cache, an unchanged one is reused.
+the source file; the folder's provenance stamp (:mod:`amsnb.provenance`) decides reuse: a changed ROOT file rebuilds
+the cache, an unchanged one is reused.
 Conversion is chunked (bounded memory), shows a progress bar and writes ``.part`` files renamed at the end, so an
 interrupted conversion is redone rather than half-used.
 """
@@ -25,18 +26,15 @@ COLUMNS = ("label", "weight", "domain", "energy", "run", "event")
 FORMAT_VERSION = 1
 
 
-def _source_id(path: Path, max_events) -> dict:
-    st = path.stat()
-    return {"source": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "max_events": max_events,
-            "format": FORMAT_VERSION}
-
-
 def build_cache(root_file: str | os.PathLike, cache_dir: str | os.PathLike, dtype: str = "float32",
-                max_events: int | None = None, progress: bool = True, name: str | None = None) -> Path:
-    """Convert ``root_file`` (ECAL schema) into ``cache_dir/<name>/``; returns that folder (reused if current)."""
-    from tqdm.auto import tqdm
+                max_events: int | None = None, progress: bool = True, name: str | None = None,
+                fresh: bool = False) -> Path:
+    """Convert ``root_file`` (ECAL schema) into ``cache_dir/<name>/``; returns that folder.
 
-    from .. import io
+    The folder is an :mod:`amsnb.provenance` artefact: reused only if it was made from the same source (its stamp,
+    or size and mtime for a user's file) with the same dtype and ``max_events``.
+    """
+    from .. import provenance
 
     path = Path(root_file)
     if not path.exists():
@@ -45,12 +43,19 @@ def build_cache(root_file: str | os.PathLike, cache_dir: str | os.PathLike, dtyp
     if dtype not in ("float32", "float16"):
         raise ConfigError(f"cache dtype='{dtype}': use 'float32' or 'float16'")
     out = Path(cache_dir) / (name or path.stem)
-    ident = dict(_source_id(path, max_events), dtype=dtype)
-    meta_path = out / "meta.json"
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        if {k: old.get(k) for k in ident} == ident:
-            return out
+    stamp = provenance.Stamp("amsnb.ecal.cache", str(FORMAT_VERSION), {"dtype": dtype, "max_events": max_events},
+                             {"source": provenance.identity(path)})
+    provenance.ensure(out, stamp, lambda folder: _convert(path, folder, dtype, max_events, progress), fresh=fresh,
+                      label=f"cache/{out.name}", verb="caching", quiet_reuse=True)
+    return out
+
+
+def _convert(path: Path, out: Path, dtype: str, max_events: int | None, progress: bool) -> None:
+    """Chunked conversion of one ROOT file into the cache folder ``out`` (images memory-mapped while written)."""
+    from tqdm.auto import tqdm
+
+    from .. import io
+
     out.mkdir(parents=True, exist_ok=True)
     n_total = io.num_entries(path)
     n = n_total if max_events is None else min(n_total, int(max_events))
@@ -74,10 +79,10 @@ def build_cache(root_file: str | os.PathLike, cache_dir: str | os.PathLike, dtyp
     os.replace(out / "images.npy.part", out / "images.npy")
     for c, v in cols.items():
         np.save(out / f"{c}.npy", v)
-    meta = dict(ident, n=n, columns=list(COLUMNS), image_shape=[1, N_LAYERS, N_CELLS], unit="MeV",
+    meta = dict(source=str(path.resolve()), dtype=dtype, max_events=max_events, n=n, columns=list(COLUMNS),
+                image_shape=[1, N_LAYERS, N_CELLS], unit="MeV",
                 n_electron=int((cols["label"] == 1).sum()), n_proton=int((cols["label"] == 0).sum()))
-    meta_path.write_text(json.dumps(meta, indent=2))
-    return out
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
 
 
 class EcalCache:
@@ -128,6 +133,15 @@ class EcalDataset:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    @property
+    def identity(self) -> str:
+        """What these items are (the cache's stamp, the subset, the flags): training resumes only on a match."""
+        from .. import provenance
+
+        return provenance.array_digest({"cache": np.frombuffer(provenance.identity(self.cache.folder).encode(),
+                                                              np.uint8),
+                                        "indices": self.indices, "labels": self.labels, "weights": self.weights})
 
     def __getitem__(self, i: int) -> dict:
         import torch

@@ -3,8 +3,8 @@
 :func:`ensure_ecal_sets` takes the raw samples (simulated by :func:`amsnb.ecal.sim.generate_table1`, or the user's
 ROOT files read through a branch mapping), applies a cut set (:mod:`amsnb.cuts`) chunk by chunk, and writes one ROOT
 file per set into ``workdir/sets/`` with ``sets/manifest.json`` recording the cuts, the counts per class, the cut
-flows, the seeds, the source files (size, mtime) and the amsnb version. A second call with the same request reuses
-the files; any change (cuts, scale, seed, a source file) regenerates them.
+flows, the seeds and the source files. The folder is one :mod:`amsnb.provenance` artefact: a second call with the
+same request reuses it; any change (cuts, scale, seed, a source file, the generator code) selects again and says why.
 
 The simulation has no separate MC test set, so the selected ``mc_high`` (1-2 TeV) is split: events whose hash of
 (run, event) (splitmix64, uniform in [0, 1)) is below ``test_fraction`` form ``mc_test`` (the "MC Test Set
@@ -32,7 +32,7 @@ SETS = (*TABLE1_SETS, TEST_SET)
 TEST_FRACTION = 0.3
 MANIFEST = "manifest.json"
 #: Bumped whenever the manifest's content changes, so sets made by an older amsnb are remade, not misread.
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3
 #: Default ISS-like scale when none is given: 2 x ecal_scale (the profiles set iss_scale explicitly).
 DEFAULT_ISS_FACTOR = 2.0
 
@@ -91,28 +91,20 @@ def load_manifest(workdir) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _reusable(wd: Workdir, request: dict, sources: dict) -> dict[str, Path] | None:
-    man = load_manifest(wd)
-    if not man or man.get("request") != request or man.get("sources") != sources:
-        return None
-    paths = {name: wd.sets / info["file"] for name, info in man["sets"].items()}
-    if not all(p.exists() and p.stat().st_size == man["sets"][n]["size"] for n, p in paths.items()):
-        return None
-    return paths
-
-
 def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | None = None, input_files=None,
                      mapping=None, cuts="default", progress: bool = True,
-                     test_fraction: float = TEST_FRACTION) -> dict[str, Path]:
+                     test_fraction: float = TEST_FRACTION, fresh: bool = False) -> dict[str, Path]:
     """Selected Table-1 sets in ``workdir/sets/`` (``{set: path}``), made if missing or out of date.
 
     ``scale``, ``iss_scale`` and ``seed`` go to :func:`amsnb.ecal.sim.generate_table1` (``iss_scale=None``: the
     value of an existing manifest with the same scale and seed, else ``2 * scale`` as in every profile).
     ``input_files``: the user's ROOT files instead of the simulation, either ``{set: [files]}`` or one list split
     by the ``domain``/``label`` branches (see :func:`_route`); ``mapping``: their branch-mapping YAML.
+    The ``sets/`` folder is one :mod:`amsnb.provenance` artefact: reused only for the same origin, cut set,
+    test fraction and input files (by their stamps, or size and mtime for your own files); ``fresh`` remakes it.
     """
     from .. import cuts as cutlib
-    from .. import io
+    from .. import provenance
 
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     cutset = cutlib.load(cuts)
@@ -134,19 +126,32 @@ def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | Non
             old = load_manifest(wd).get("request", {}).get("origin", {})
             same = old.get("scale") == scale and old.get("seed") == seed
             iss_scale = old["iss_scale"] if same and old.get("iss_scale") else DEFAULT_ISS_FACTOR * scale
-        raw = {k: [v] for k, v in generate_table1(wd.ecal_data, scale, seed, iss_scale, progress=progress).items()}
+        raw = {k: [v] for k, v in generate_table1(wd.ecal_data, scale, seed, iss_scale, progress=progress,
+                                                  fresh=fresh).items()}
         origin = {"kind": "amsnb.ecal.sim.generate_table1", "scale": scale, "seed": seed, "iss_scale": iss_scale}
     for files in raw.values():
         for f in files:
             if not f.exists():
                 raise ConfigError(f"input file {f} not found; check input_files")
     sources = {k: [_file_info(f) for f in v] for k, v in raw.items()}
-    request = {"origin": origin, "cuts_digest": cutset.digest(), "test_fraction": test_fraction,
-               "amsnb_version": __version__, "manifest_format": MANIFEST_FORMAT}
-    reuse = _reusable(wd, request, sources)
-    if reuse is not None:
-        return reuse
+    request = {"origin": origin, "cuts": cutset.to_dict(), "test_fraction": test_fraction}
+    inputs = {k: [provenance.identity(f) for f in v] for k, v in raw.items()}
+    if mapping and not isinstance(mapping, Mapping):
+        inputs["mapping"] = provenance.identity(mapping)
+    stamp = provenance.Stamp("amsnb.ecal.datasets", str(MANIFEST_FORMAT), request, inputs)
+    provenance.ensure(wd.sets, stamp, lambda folder: _select(wd, raw, routed, mapping, cutset, request, sources,
+                                                             test_fraction, seed, input_files, progress),
+                      fresh=fresh, label="sets", verb="selecting")
+    return {name: wd.sets / info["file"] for name, info in load_manifest(wd)["sets"].items()}
 
+
+def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fraction, seed, input_files,
+            progress) -> None:
+    """Apply the cut set chunk by chunk and write the sets and ``manifest.json`` into ``wd.sets``."""
+    from .. import cuts as cutlib
+    from .. import io
+
+    wd.sets.mkdir(parents=True, exist_ok=True)
     for old in wd.sets.glob("*.root"):
         old.unlink()
     (wd.sets / MANIFEST).unlink(missing_ok=True)
@@ -216,6 +221,7 @@ def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | Non
         "request": request,
         "sources": sources,
         "cuts": cutset.to_dict(),
+        "cuts_digest": cutset.digest(),
         "sets": sets_info,
         "cut_flows": flows,
         "skipped": skipped,
@@ -230,7 +236,6 @@ def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | Non
     tmp = wd.sets / (MANIFEST + ".part")
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, wd.sets / MANIFEST)
-    return {name: wd.sets / info["file"] for name, info in sets_info.items()}
 
 
 def source_files(workdir) -> dict[str, list[Path]]:

@@ -16,10 +16,16 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..workdir import Workdir
+from .datasets import TABLE1_SETS, TEST_SET
 
-TRAIN_SETS = ("mc_low", "mc_high")
-VAL_SETS = {"mc": "mc_high", "iss": "iss_val"}
-EVAL_SETS = ("mc_test", "iss_val", "iss_test", "iss_target")
+# The set names are defined once, in amsnb.ecal.datasets; the experiment's roles derive from them.
+MC_LOW, MC_HIGH, ISS_VAL, ISS_TEST, ISS_TARGET = TABLE1_SETS
+TRAIN_SETS = (MC_LOW, MC_HIGH)
+VAL_SETS = {"mc": MC_HIGH, "iss": ISS_VAL}
+EVAL_SETS = (TEST_SET, ISS_VAL, ISS_TEST, ISS_TARGET)
+#: Versions of this module's producers (bump when their output changes for the same request).
+TRAIN_VERSION = "1"
+SCORES_VERSION = "1"
 #: Fraction of mc_high held out for validation when val_set = "mc".
 MC_VAL_FRACTION = 0.2
 
@@ -41,6 +47,12 @@ class EcalData:
     target: object
     evaluation: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
+    #: The parameters that chose these events (part of every model's provenance stamp).
+    request: dict = field(default_factory=dict)
+
+    def identities(self) -> dict[str, str]:
+        """Identities of the training, validation and target items (:attr:`EcalDataset.identity`)."""
+        return {"train": self.train.identity, "val": self.val.identity, "target": self.target.identity}
 
 
 def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_set: str = "iss",
@@ -53,7 +65,7 @@ def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_
         raise ConfigError(f"train_set='{train_set}': use one of {', '.join(TRAIN_SETS)}")
     if val_set not in VAL_SETS:
         raise ConfigError(f"val_set='{val_set}': use 'mc' (a split of mc_high) or 'iss' (iss_val)")
-    needed = {train_set, VAL_SETS[val_set], "iss_target", *EVAL_SETS}
+    needed = {train_set, VAL_SETS[val_set], ISS_TARGET, *EVAL_SETS}
     missing = sorted(n for n in needed if n not in sets)
     if missing:
         raise ConfigError(f"sets {missing} are missing from ensure_ecal_sets' output; rerun notebook 02")
@@ -61,38 +73,41 @@ def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_
     folders = {n: build_cache(sets[n], cache_dir, dtype=cache_dtype, progress=progress) for n in sorted(needed)}
     train = EcalDataset(folders[train_set])
     if val_set == "mc":
-        mc_val, mc_rest = EcalDataset(folders["mc_high"]).split(MC_VAL_FRACTION, seed=seed)
+        mc_val, mc_rest = EcalDataset(folders[MC_HIGH]).split(MC_VAL_FRACTION, seed=seed)
         val = mc_val
-        if train_set == "mc_high":
+        if train_set == MC_HIGH:
             train = mc_rest
     else:
-        val = EcalDataset(folders["iss_val"])
+        val = EcalDataset(folders[ISS_VAL])
     train = train.subset(max_train_events, seed=seed)
-    target = EcalDataset(folders["iss_target"], unlabeled=True)
-    evaluation = {n: EcalDataset(folders[n], unlabeled=(n == "iss_target")) for n in EVAL_SETS}
+    target = EcalDataset(folders[ISS_TARGET], unlabeled=True)
+    evaluation = {n: EcalDataset(folders[n], unlabeled=(n == ISS_TARGET)) for n in EVAL_SETS}
     counts = {"train": _count(train), "val": _count(val), "target": len(target)}
-    return EcalData(train, val, target, evaluation, counts)
+    request = {"train_set": train_set, "val_set": val_set, "max_train_events": max_train_events, "seed": seed,
+               "cache_dtype": cache_dtype}
+    return EcalData(train, val, target, evaluation, counts, request)
 
 
 def _count(ds) -> dict[str, int]:
     return {"electrons": int((ds.labels == 1).sum()), "protons": int((ds.labels == 0).sum())}
 
 
-def write_scores(wd: Workdir, tag: str, model, evaluation: dict, device: str = "cpu", batch_size: int = 512,
+def score_sets(wd: Workdir, tag: str, model, evaluation: dict, device: str = "cpu", batch_size: int = 512,
                  efficiency: float = 0.9) -> dict[str, dict]:
     """Score every evaluation set into ``scores/<tag>/<set>.root`` and summarise rejection and AUC per set."""
-    from sklearn.metrics import roc_auc_score
-
-    from .. import scores
-    from ..metrics import rejection_at_efficiency
+    from .. import provenance, scores
+    from ..metrics import rejection_at_efficiency, roc_auc
     from ..train.trainer import predict
 
     summary = {}
     for name, ds in evaluation.items():
         pred = predict(model, ds, batch_size, device)
+        made_by = provenance.Stamp("amsnb.ecal.experiment.scores", SCORES_VERSION, {"tag": tag, "set": name},
+                                   {"model": provenance.file_input(model_folder(wd, tag)),
+                                    "events": provenance.file_input(ds.cache.folder), "subset": ds.identity})
         scores.write_scores(scores.score_path(wd, tag, name), run=ds.column("run"), event=ds.column("event"),
                             label=ds.column("label"), energy=ds.column("energy"), weight=ds.column("weight"),
-                            score=pred["score"].astype(np.float32))
+                            score=pred["score"].astype(np.float32), made_by=made_by)
         lab = ds.column("label")
         m = lab >= 0
         info = {"n_events": int(len(lab))}
@@ -102,16 +117,16 @@ def write_scores(wd: Workdir, tag: str, model, evaluation: dict, device: str = "
             rp = rejection_at_efficiency(pred["score"][m], lab[m], efficiency=efficiency)
             info.update(rejection=rp.rejection, rejection_lo=rp.rejection_lo, rejection_hi=rp.rejection_hi,
                         rejection_is_lower_limit=bool(rp.is_lower_limit), threshold=rp.threshold,
-                        auc=float(roc_auc_score(lab[m], pred["score"][m])))
+                        auc=roc_auc(pred["score"][m], lab[m]))
         summary[name] = info
     return summary
 
 
 def domain_study(model, source, target, device: str = "cpu", seed: int = 0, head_trained: bool = True) -> dict:
     """Domain diagnostics on held-out sets (e.g. mc_test vs iss_test, both 1-2 TeV, so only the domain differs):
-    the model's domain head (only if it was trained, i.e. with DA), a logistic-regression probe on the features,
-    and the 2-D PCA projection."""
-    from ..train.diagnostics import domain_head_separation, feature_separation, pca_projection
+    the model's domain head (only if it was trained, i.e. with DA), the cross-validated logistic-regression probe
+    on the features (:func:`amsnb.train.diagnostics.domain_probe`) and the 2-D PCA projection."""
+    from ..train.diagnostics import domain_head_separation, domain_probe, pca_projection
     from ..train.trainer import predict
 
     ps = predict(model, source, 512, device, features=True)
@@ -119,22 +134,56 @@ def domain_study(model, source, target, device: str = "cpu", seed: int = 0, head
     if not head_trained:
         ps["domain_score"] = pt["domain_score"] = np.full(1, np.nan)
     out = {**domain_head_separation(ps["domain_score"], pt["domain_score"]),
-           **feature_separation(ps["features"], pt["features"], seed=seed)}
+           **domain_probe(ps["features"], pt["features"], seed=seed)}
     s2, t2, evr = pca_projection(ps["features"], pt["features"], seed=seed)
     return {"metrics": out, "pca_source": s2, "pca_target": t2, "pca_explained": evr,
             "source_scores": ps, "target_scores": pt}
 
 
+def model_folder(wd: Workdir, tag: str) -> Path:
+    """The training folder of a model tag, ``models/<tag>/train``: the artefact whose stamp says what made it."""
+    return wd.models / tag / "train"
+
+
+def train_request(model: str, preset: str, data: EcalData, config, seed: int) -> dict:
+    """Every parameter that can change a trained model: architecture, training config, seed and the data choice."""
+    import dataclasses
+
+    from ..train.trainer import _RESUMABLE_CHANGES
+
+    cfg = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUMABLE_CHANGES}
+    return {"model": model, "preset": preset, "seed": seed, "train_config": cfg, "data": data.request}
+
+
 def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, config, callbacks=None,
-                seed: int = 1):
-    """Build ``model``/``preset`` with seed ``seed`` and :func:`fit` it into ``models/<tag>/train`` (resumes there;
-    a finished run returns at once with its best weights)."""
+                seed: int = 1, fresh: bool = False):
+    """Build ``model``/``preset`` with seed ``seed`` and :func:`fit` it into ``models/<tag>/train``.
+
+    The folder is an :mod:`amsnb.provenance` artefact: a finished model of the same request (architecture,
+    training config, seed, training/validation/target events) is reused (fit returns it at once with its best
+    weights); an interrupted one resumes from its checkpoint; anything else is trained afresh, and one line says
+    why (``models/cnn_small: data.max_train_events 200 -> 600, retraining``).
+    """
+    from .. import provenance
     from ..models import build
     from ..train.trainer import fit
 
-    net = build(model, preset, seed=seed)
-    return fit(net, data.train, data.val, data.target if config.use_da else None, config,
-               wd.models / tag / "train", callbacks=callbacks)
+    folder = model_folder(wd, tag)
+    stamp = provenance.Stamp("amsnb.ecal.experiment.train", TRAIN_VERSION,
+                             train_request(model, preset, data, config, seed), data.identities())
+    out = {}
+
+    def run(outdir: Path) -> bool:
+        net = build(model, preset, seed=seed)
+        out["result"] = fit(net, data.train, data.val, data.target if config.use_da else None, config, outdir,
+                            callbacks=callbacks)
+        return out["result"].finished
+
+    decision = provenance.ensure(folder, stamp, run, resumable=True, fresh=fresh, label=f"models/{tag}",
+                                 verb="training")
+    if decision.action == "reuse":
+        run(folder)  # a finished checkpoint: fit loads the best weights and returns without training
+    return out["result"]
 
 
 def load_scores(wd: Workdir, tag: str, sets=EVAL_SETS) -> dict[str, dict[str, np.ndarray]]:
@@ -147,10 +196,16 @@ def load_scores(wd: Workdir, tag: str, sets=EVAL_SETS) -> dict[str, dict[str, np
 def publish(wd: Workdir, tag: str, result, model: str, preset: str, data: EcalData, device: str = "cpu",
             extra: dict | None = None, seed: int = 0) -> tuple[dict, dict]:
     """Export ``models/<tag>/`` (safetensors + config + ONNX, checked on real showers) and write its score files;
-    returns (export summary, per-set score summary)."""
+    returns (export summary, per-set score summary). Both are always rewritten from the trained model (cheap next
+    to training) and stamped with the identity of its training folder."""
+    from .. import provenance
     from ..export import export_model
 
-    export = export_model(wd.models / tag, result.model, model, preset, extra={"tag": tag, **(extra or {})},
+    folder = wd.models / tag
+    provenance.invalidate(folder)
+    export = export_model(folder, result.model, model, preset, extra={"tag": tag, **(extra or {})},
                           real_inputs=data.evaluation["iss_test"].sample_images(32, seed))
+    provenance.commit(folder, provenance.Stamp("amsnb.ecal.experiment.export", TRAIN_VERSION, {"tag": tag},
+                                               {"model": provenance.file_input(model_folder(wd, tag))}))
     result.model.to(device)
-    return export, write_scores(wd, tag, result.model, data.evaluation, device)
+    return export, score_sets(wd, tag, result.model, data.evaluation, device)

@@ -806,43 +806,37 @@ def table1_sizes(scale: float, iss_scale: float) -> dict[str, tuple[int, int]]:
 
 
 def generate_table1(outdir: str | Path, scale: float = 1.0, seed: int = 1, iss_scale: float = 1.0,
-                    progress: bool = True, chunk: int = 20_000) -> dict[str, Path]:
-    """The five raw samples of seed 000 Table 1 as ROOT files in ``outdir`` (``<set>.root``); resumable.
+                    progress: bool = True, chunk: int = 20_000, fresh: bool = False) -> dict[str, Path]:
+    """The five raw samples of seed 000 Table 1 as ROOT files in ``outdir`` (``<set>.root``); resumable per set.
 
-    A set whose file exists with the expected number of events is kept; an interrupted one (``.part``) is redone.
-    A ``table1.json`` beside them records the sizes, seed and domains.
+    Each file is an artefact of :mod:`amsnb.provenance`: reused only if the same generator code made it with the
+    same sizes, seed and chunking; an interrupted or different one is simulated again (one line says why).
+    A ``table1.json`` beside them describes the sizes, seed and domains.
     """
     import json
 
-    from ..io import num_entries
+    from .. import provenance
 
     if scale <= 0 or iss_scale <= 0:
         raise ConfigError(f"scale={scale}, iss_scale={iss_scale}: both must be > 0 (1.0 = the seed's Table 1)")
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     sizes = table1_sizes(scale, iss_scale)
     out = {}
     for i, spec in enumerate(TABLE1):
         path = outdir / f"{spec.name}.root"
-        stamp = path.with_suffix(".json")  # written once the file is complete: what made it
         n_e, n_p = sizes[spec.name]
-        made_by = {"seed": seed, "set_index": i, "electrons": n_e, "protons": n_p, "chunk": chunk,
-                   "generator": generator_digest()}
-        if path.exists() and stamp.exists():
-            try:
-                if json.loads(stamp.read_text()) == made_by and num_entries(path) == n_e + n_p:
-                    out[spec.name] = path
-                    continue
-            except Exception:
-                pass
-        stamp.unlink(missing_ok=True)
-        write_set(path, spec, n_e, n_p, seed, i, chunk, progress)
-        stamp.write_text(json.dumps(made_by))
+        stamp = provenance.Stamp("amsnb.ecal.sim.table1", generator_digest(),
+                                 {"set": spec.name, "seed": seed, "set_index": i, "electrons": n_e, "protons": n_p,
+                                  "chunk": chunk})
+        provenance.ensure(path, stamp, lambda p, spec=spec, n_e=n_e, n_p=n_p, i=i:
+                          write_set(p, spec, n_e, n_p, seed, i, chunk, progress),
+                          fresh=fresh, label=f"data/ecal/{path.name}", verb="simulating")
         out[spec.name] = path
     meta = {"seed": seed, "scale": scale, "iss_scale": iss_scale,
             "sets": {s.name: {"electrons": sizes[s.name][0], "protons": sizes[s.name][1], "domain": s.domain,
                               "energy_range_gev": list(s.energy_range), "labeled": s.labeled} for s in TABLE1},
             "domains": {k: {kk: vv for kk, vv in asdict(v).items() if kk != "proton"} for k, v in DOMAINS.items()}}
+    outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "table1.json").write_text(json.dumps(meta, indent=2))
     return out
 

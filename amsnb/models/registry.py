@@ -4,8 +4,11 @@ A model folder holds ``model.safetensors`` (weights) and ``config.json`` (regist
 as a dict, the input transform, and ``extra``: normalisation constants, training provenance...). That is enough
 to rebuild the model through :func:`build`, so no pickle and no ``torch.load`` of files from elsewhere.
 
-Models register with the :func:`register` decorator in their own module; modules listed in ``_LAZY`` are imported
-on first use, so ``build("mda")`` imports ``amsnb.nuclei.model`` only when asked for.
+Models register with the :func:`register` decorator in their own module. The core models (``cnn``, ``cvt``,
+``coatnet``) are imported on first use; a model of another module (e.g. the nuclei study's ``mda`` in
+``amsnb.nuclei.model``) is known once that module is imported. :func:`save_model` records the builder's module in
+``config.json`` (``"module"``), and :func:`load_model` imports it when the name is not registered yet, but only a
+module of this package (``amsnb.*``): a file never makes us import arbitrary code.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from torch import nn
 from ..errors import ConfigError, InputFileError
 
 _BUILDERS: dict[str, tuple[Callable[[Any], nn.Module], type]] = {}
-_LAZY = {"cnn": "amsnb.models.cnn", "cvt": "amsnb.models.cvt", "coatnet": "amsnb.models.coatnet",
-         "mda": "amsnb.nuclei.model"}
+_MODULES: dict[str, str] = {}  # registry name -> module of its builder (recorded by save_model)
+_LAZY = {"cnn": "amsnb.models.cnn", "cvt": "amsnb.models.cvt", "coatnet": "amsnb.models.coatnet"}
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 FORMAT_VERSION = 1
@@ -39,17 +42,26 @@ def register(name: str, config_cls: type):
 
     def deco(fn):
         _BUILDERS[name] = (fn, config_cls)
+        _MODULES[name] = fn.__module__
         return fn
 
     return deco
 
 
-def _lookup(name: str):
+def _lookup(name: str, module: str | None = None):
+    """The (builder, config class) of ``name``; imports ``_LAZY[name]`` or ``module`` (an ``amsnb.*`` module, e.g.
+    the one a saved model's config.json names) if the name is not registered yet."""
     if name not in _BUILDERS and name in _LAZY:
         import_module(_LAZY[name])
+    if name not in _BUILDERS and module:
+        if module != "amsnb" and not module.startswith("amsnb."):
+            raise ConfigError(f"model '{name}' would need module '{module}', which is not part of amsnb; import "
+                              "the module that registers it yourself before loading")
+        import_module(module)
     if name not in _BUILDERS:
         known = sorted(set(_BUILDERS) | set(_LAZY))
-        raise ConfigError(f"model '{name}' is not registered; known models: {', '.join(known)}")
+        raise ConfigError(f"model '{name}' is not registered; known models: {', '.join(known)} (a model of "
+                          "another module is known once that module is imported, e.g. amsnb.nuclei.model)")
     return _BUILDERS[name]
 
 
@@ -102,14 +114,15 @@ def make_config(name: str, config=None):
     return cls(**{k: _tuples(v) for k, v in values.items()})
 
 
-def build(name: str, config=None, seed: int | None = None) -> nn.Module:
+def build(name: str, config=None, seed: int | None = None, module: str | None = None) -> nn.Module:
     """Build model ``name`` (``cnn``, ``cvt``, ``coatnet``, ``mda``, ...) from its config; weights are random.
 
     ``seed`` makes the initial weights reproducible across processes (torch's default generator is seeded
     randomly per process) without touching the global RNG state; ``None`` draws from the global generator.
+    ``module`` (an ``amsnb.*`` module) is imported first if ``name`` is not registered yet.
     The returned module carries ``amsnb_name`` and ``amsnb_config`` so :func:`save_model` can describe it.
     """
-    fn, _ = _lookup(name)
+    fn, _ = _lookup(name, module)
     cfg = make_config(name, config)
     if seed is None:
         model = fn(cfg)
@@ -124,7 +137,8 @@ def build(name: str, config=None, seed: int | None = None) -> nn.Module:
 
 def save_model(folder: str | os.PathLike, model: nn.Module, name: str | None = None, config=None,
                extra: dict | None = None) -> Path:
-    """Write ``folder/model.safetensors`` + ``folder/config.json`` (name, config, input transform, extra)."""
+    """Write ``folder/model.safetensors`` + ``folder/config.json`` (name, builder module, config, input transform,
+    extra)."""
     from safetensors.torch import save_model as st_save
 
     name = name or getattr(model, "amsnb_name", None)
@@ -134,8 +148,8 @@ def save_model(folder: str | os.PathLike, model: nn.Module, name: str | None = N
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     st_save(model, str(folder / WEIGHTS))
-    meta = {"format": FORMAT_VERSION, "name": name, "config": dataclasses.asdict(cfg),
-            "input_transform": getattr(model, "input_transform_doc", None),
+    meta = {"format": FORMAT_VERSION, "name": name, "module": _MODULES.get(name),
+            "config": dataclasses.asdict(cfg), "input_transform": getattr(model, "input_transform_doc", None),
             "n_parameters": sum(p.numel() for p in model.parameters()), "extra": extra or {}}
     tmp = folder / (CONFIG + ".part")
     tmp.write_text(json.dumps(meta, indent=2, default=str))
@@ -157,12 +171,15 @@ def read_config(folder: str | os.PathLike) -> dict:
 
 
 def load_model(folder: str | os.PathLike, device: str = "cpu") -> nn.Module:
-    """Rebuild a saved model through the registry and load its weights (safetensors; strict)."""
+    """Rebuild a saved model through the registry and load its weights (safetensors; strict).
+
+    The builder's module recorded in config.json is imported if the model is not registered yet (``amsnb.*`` only).
+    """
     from safetensors.torch import load_model as st_load
 
     folder = Path(folder)
     meta = read_config(folder)
-    model = build(meta["name"], meta["config"])
+    model = build(meta["name"], meta["config"], module=meta.get("module"))
     weights = folder / WEIGHTS
     if not weights.exists():
         raise InputFileError(f"{weights}: weights missing; re-save the model with amsnb.models.save_model")
@@ -230,7 +247,7 @@ class ImageFeatures(nn.Module):
 
 def assemble(cfg: ImageModelConfig, backbone: nn.Module, num_features: int, label_head: nn.Module | None = None):
     """Wrap a backbone into the DomainAdversarialModel every image model is (features, label head, domain head)."""
-    from ..train.dann import DomainAdversarialModel, mlp_head
+    from .layers import DomainAdversarialModel, mlp_head
 
     features = ImageFeatures(cfg.energy_scale_mev, backbone, num_features)
     head = label_head if label_head is not None else nn.Linear(num_features, cfg.n_classes)

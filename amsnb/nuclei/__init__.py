@@ -33,10 +33,9 @@ from .selections import (
                     take,
                     training_set,
                     unique_counts,
-                    weighted_fraction,
 )
 
 __all__ = ["BRANCHES", "N_LAYERS_USED", "NODE_FEATURES", "RIG_FEATURES", "TOF_FEATURES", "NucleiDataset",
            "build_graph", "collate", "event_inputs", "model_inputs", "SELECTIONS", "TRAINING_COMPOSITION",
            "Selection", "category", "concat", "efficiency_vs_rigidity", "labels", "physical_subsample", "pooled_set",
-           "select_mask", "selection", "take", "training_set", "unique_counts", "weighted_fraction"]
+           "select_mask", "selection", "take", "training_set", "unique_counts"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, EmptySelectionError
+from ..metrics import Efficiency
 
 
 @dataclass
@@ -127,15 +128,17 @@ def below_l1_fit(data: Mapping[str, np.ndarray], mc: Mapping[str, np.ndarray], z
 
 
 def true_fraction(arrays: Mapping[str, np.ndarray], z_sel: int, window: tuple[float, float],
-                  weight: np.ndarray | None = None) -> tuple[float, float]:
-    """MC-truth below-L1 fraction inside the L1 window (weighted), with its binomial error."""
-    from .selections import category, weighted_fraction
+                  weight: np.ndarray | None = None, cl: float = 0.68) -> Efficiency:
+    """MC-truth below-L1 fraction inside the L1 window (weighted), with its Clopper-Pearson interval on effective
+    counts (:func:`amsnb.metrics.efficiency`; ``.value``, ``.lo``, ``.hi``, ``.err`` = half-width)."""
+    from ..metrics import efficiency
+    from .selections import category
 
     m = (arrays["q_l1"] >= window[0]) & (arrays["q_l1"] < window[1])
     if not m.any():
         raise EmptySelectionError(f"true_fraction: no event with the L1 charge in {window}")
     w = np.ones(len(m)) if weight is None else np.asarray(weight, float)
-    return weighted_fraction(category(arrays, z_sel)[m] == "below_l1", w[m])
+    return efficiency(category(arrays, z_sel)[m] == "below_l1", w[m], cl)
 
 
 

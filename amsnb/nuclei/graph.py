@@ -130,6 +130,13 @@ class NucleiDataset:
     def labels(self) -> np.ndarray:
         return self.y.numpy()
 
+    @property
+    def identity(self) -> str:
+        """A digest of the items: :func:`amsnb.train.fit` resumes a checkpoint only for the same events."""
+        from ..provenance import array_digest
+
+        return array_digest({**self.t, "y": self.y, "w": self.w, "domain": self.domain})
+
     def __getitem__(self, i):
         return {"x": {k: v[i] for k, v in self.t.items()}, "y": self.y[i], "w": self.w[i], "domain": self.domain[i]}
 

@@ -11,7 +11,7 @@ Four sub-models, each matched to its input (:func:`amsnb.nuclei.event_inputs`):
 The four branch outputs are tokens for a multi-head self-attention with a learned positional (branch) embedding,
 so each event learns how much to rely on each sub-model; the per-event attention each branch receives is returned
 as ``out["attention"]`` (B, 4; zero for a switched-off branch). The fused feature feeds the signal/background head
-and, through the gradient reversal of :mod:`amsnb.train.grl`, the DANN domain head (Ganin et al.,
+and, through the gradient reversal of :mod:`amsnb.models.layers`, the DANN domain head (Ganin et al.,
 arXiv:1505.07818). Inputs are normalised by mean/std buffers fitted on the training set
 (:func:`fit_normalization`) and saved with the weights. Any branch can be switched off (``branches``) for ablations.
 """
@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.layers import DomainAdversarialModel, mlp_head
 from ..models.registry import register
-from ..train.dann import DomainAdversarialModel, mlp_head
-from .graph import BRANCHES, N_LAYERS_USED, NODE_FEATURES, RIG_FEATURES, TOF_FEATURES
+from .graph import BRANCHES
 
 
 @dataclass
@@ -41,6 +41,12 @@ class MDAConfig:
     n_classes: int = 2
     domain_head: bool = True
     domain_hidden: int = 32
+    #: Input sizes (the model does not import them from the data preparation; tests check they agree with
+    #: amsnb.nuclei.graph's NODE_FEATURES, RIG_FEATURES, TOF_FEATURES and N_LAYERS_USED).
+    n_node_features: int = 6
+    n_rig_features: int = 3
+    n_tof_features: int = 7
+    n_cluster_layers: int = 8
 
     PRESETS = {"small": {"hidden": 16, "gnn_layers": 2, "heads": 2},
                "seed": {"hidden": 64, "gnn_layers": 3, "heads": 4}}
@@ -53,11 +59,11 @@ def _mlp(n_in: int, hidden: int, dropout: float) -> nn.Module:
 class TrackerGNN(nn.Module):
     """Node encoder -> GraphConv x n -> [mean, max] pooling per event -> (B, hidden)."""
 
-    def __init__(self, hidden: int, layers: int):
+    def __init__(self, hidden: int, layers: int, n_node_features: int):
         super().__init__()
         from torch_geometric.nn import GraphConv
 
-        self.encode = nn.Sequential(nn.Linear(len(NODE_FEATURES), hidden), nn.ReLU())
+        self.encode = nn.Sequential(nn.Linear(n_node_features, hidden), nn.ReLU())
         self.convs = nn.ModuleList([GraphConv(hidden, hidden, aggr="mean") for _ in range(layers)])
         self.out = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU())
 
@@ -75,18 +81,18 @@ class TrackerGNN(nn.Module):
 class ClusterCNN(nn.Module):
     """The (1, 8 layers, 2 sides) cluster-count image: a layer-direction convolution over both sides."""
 
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, n_layers: int):
         super().__init__()
         self.net = nn.Sequential(nn.Conv2d(1, 16, (3, 2), padding=(1, 0)), nn.ReLU(),
                                  nn.Conv2d(16, 16, (3, 1), padding=(1, 0)), nn.ReLU(), nn.Flatten(),
-                                 nn.Linear(16 * N_LAYERS_USED, hidden), nn.ReLU())
+                                 nn.Linear(16 * n_layers, hidden), nn.ReLU())
 
     def forward(self, img):
         return self.net(img)
 
 
 class MDAFeatures(nn.Module):
-    """Normalisation -> enabled branches -> attention fusion -> (B, hidden); keeps the last attention weights."""
+    """Normalisation -> enabled branches -> attention fusion -> ``{"features": (B, hidden), "attention": (B, 4)}``."""
 
     def __init__(self, cfg: MDAConfig):
         super().__init__()
@@ -97,22 +103,22 @@ class MDAFeatures(nn.Module):
             raise ConfigError(f"MDA hidden={cfg.hidden} must be divisible by heads={cfg.heads}")
         self.branches = tuple(b for b in BRANCHES if b in cfg.branches)
         h = cfg.hidden
-        mods = {"gnn": lambda: TrackerGNN(h, cfg.gnn_layers), "cnn": lambda: ClusterCNN(h),
-                "rig": lambda: _mlp(len(RIG_FEATURES), h, cfg.dropout), "tof": lambda: _mlp(len(TOF_FEATURES), h,
-                                                                                          cfg.dropout)}
+        mods = {"gnn": lambda: TrackerGNN(h, cfg.gnn_layers, cfg.n_node_features),
+                "cnn": lambda: ClusterCNN(h, cfg.n_cluster_layers),
+                "rig": lambda: _mlp(cfg.n_rig_features, h, cfg.dropout),
+                "tof": lambda: _mlp(cfg.n_tof_features, h, cfg.dropout)}
         self.sub = nn.ModuleDict({b: mods[b]() for b in self.branches})
         self.pos = nn.Parameter(torch.randn(len(BRANCHES), h) * 0.1)  # learned positional (branch) encoding
         self.attn = nn.MultiheadAttention(h, cfg.heads, dropout=cfg.dropout, batch_first=True)
         self.norm = nn.LayerNorm(h)
         self.num_features = h
-        for name, n in (("node", len(NODE_FEATURES)), ("rig", len(RIG_FEATURES)), ("tof", len(TOF_FEATURES))):
+        for name, n in (("node", cfg.n_node_features), ("rig", cfg.n_rig_features), ("tof", cfg.n_tof_features)):
             self.register_buffer(f"{name}_mean", torch.zeros(n))
             self.register_buffer(f"{name}_std", torch.ones(n))
-        self.register_buffer("clus_mean", torch.zeros(1, N_LAYERS_USED, 2))
-        self.register_buffer("clus_std", torch.ones(1, N_LAYERS_USED, 2))
-        self.last_attention: torch.Tensor | None = None
+        self.register_buffer("clus_mean", torch.zeros(1, cfg.n_cluster_layers, 2))
+        self.register_buffer("clus_std", torch.ones(1, cfg.n_cluster_layers, 2))
 
-    def forward(self, x: dict) -> torch.Tensor:
+    def forward(self, x: dict) -> dict[str, torch.Tensor]:
         tokens, idx = [], []
         for i, b in enumerate(BRANCHES):
             if b not in self.sub:
@@ -132,19 +138,14 @@ class MDAFeatures(nn.Module):
         fused = self.norm(tok + out).mean(dim=1)
         att = torch.zeros(tok.shape[0], len(BRANCHES), device=tok.device, dtype=tok.dtype)
         att[:, idx] = w.mean(dim=1)  # attention each branch receives, averaged over queries (rows sum to 1)
-        self.last_attention = att.detach()
-        return fused
+        return {"features": fused, "attention": att.detach()}
 
 
 class MDAModel(DomainAdversarialModel):
-    """DomainAdversarialModel whose output dict also holds ``attention`` (B, 4): per-event weight of each branch."""
+    """DomainAdversarialModel whose output dict also holds ``attention`` (B, 4): per-event weight of each branch
+    (passed through from :class:`MDAFeatures`; :func:`amsnb.train.predict` returns it as ``"attention"``)."""
 
     branch_names = BRANCHES
-
-    def forward(self, x, lambda_: float = 0.0):
-        out = super().forward(x, lambda_=lambda_)
-        out["attention"] = self.feature_extractor.last_attention
-        return out
 
 
 @register("mda", MDAConfig)
@@ -179,20 +180,3 @@ def fit_normalization(model: MDAModel, dataset) -> MDAModel:
         f.clus_mean.copy_(m[None])
         f.clus_std.copy_(s[None])
     return model
-
-
-@torch.no_grad()
-def predict(model: MDAModel, dataset, batch_size: int = 2048) -> dict:
-    """Signal probability (softmax of class 1), domain probability, attention and fused features per event."""
-    model.eval()
-    scores, dom, att, feats = [], [], [], []
-    for s in range(0, len(dataset), batch_size):
-        b = dataset.batch(torch.arange(s, min(s + batch_size, len(dataset))))
-        out = model(b["x"])
-        scores.append(torch.softmax(out["logits"], 1)[:, 1])
-        if out["domain_logits"] is not None:
-            dom.append(torch.softmax(out["domain_logits"], 1)[:, 1])
-        att.append(out["attention"])
-        feats.append(out["features"])
-    return {"score": torch.cat(scores).numpy(), "domain_prob": torch.cat(dom).numpy() if dom else None,
-            "attention": torch.cat(att).numpy(), "features": torch.cat(feats).numpy()}

@@ -1,6 +1,7 @@
-"""Plots of the nuclei study (notebooks 06, 07): charge distributions stacked by species, training curves,
-efficiencies vs rigidity, attention per branch, ablations, L1-charge template fits. Numbers come from
-:mod:`amsnb.nuclei` and :mod:`amsnb.nuclei.fits`; these functions only draw them.
+"""Plots of the nuclei study (notebooks 06, 07): charge distributions stacked by species, efficiencies vs
+rigidity, attention per branch, ablations, L1-charge template fits. Numbers come from :mod:`amsnb.nuclei` and
+:mod:`amsnb.nuclei.fits`; these functions only draw them. Training curves are the core's
+:func:`amsnb.plotting.training.plot_history`; error bars are the Clopper-Pearson intervals of :mod:`amsnb.metrics`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ def _ax(ax, figsize=(7, 5)):
         fig, ax = plt.subplots(figsize=figsize)
         return fig, ax
     return ax.figure, ax
+
+
+def _yerr(eff) -> np.ndarray:
+    """Asymmetric error bars ``[value - lo, hi - value]`` of an :class:`amsnb.metrics.Efficiency` (0 where NaN)."""
+    return np.nan_to_num(np.asarray(eff.yerr, float), nan=0.0)
+
+
+def _rows_yerr(rows: Sequence[Mapping], key: str) -> np.ndarray:
+    v = np.array([r[key] for r in rows], float)
+    return np.nan_to_num(np.array([v - [r[f"{key}_lo"] for r in rows], [r[f"{key}_hi"] for r in rows] - v]), nan=0.0)
 
 
 def stacked_by_species(values: np.ndarray, groups: np.ndarray, weight: np.ndarray | None, edges,
@@ -53,29 +64,6 @@ def stacked_by_species(values: np.ndarray, groups: np.ndarray, weight: np.ndarra
     return fig
 
 
-def training_curves(history: Sequence[Mapping], title: str = "", axes=None):
-    """Loss, label accuracy, validation AUC and domain-classifier accuracy per epoch (target 0.5)."""
-    import matplotlib.pyplot as plt
-
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    fig = axes[0].figure
-    ep = [h["epoch"] for h in history]
-    axes[0].plot(ep, [h["loss"] for h in history], "o-", label="total loss")
-    axes[0].plot(ep, [h["label_loss"] for h in history], "s-", label="label loss")
-    if any(np.isfinite(h.get("domain_loss", np.nan)) for h in history):
-        axes[0].plot(ep, [h.get("domain_loss", np.nan) for h in history], "^-", label="domain loss")
-    axes[0].set_xlabel("epoch")
-    axes[0].legend(title=title or None)
-    for key, mk in (("acc", "o-"), ("val_acc", "s-"), ("auc", "d-"), ("domain_acc", "^-")):
-        axes[1].plot(ep, [h.get(key, np.nan) for h in history], mk, label=key)
-    axes[1].axhline(0.5, color="gray", ls=":", lw=1)
-    axes[1].set_xlabel("epoch")
-    axes[1].set_ylim(0.3, 1.02)
-    axes[1].legend()
-    return fig
-
-
 def efficiency_vs_rigidity(eff: Mapping, title: str = "", axes=None):
     """Left: signal and total residual background efficiency vs rigidity; right: residual efficiency per background Z
     (the seed's global-MC plots). ``eff`` from :func:`amsnb.nuclei.efficiency_vs_rigidity`."""
@@ -88,10 +76,9 @@ def efficiency_vs_rigidity(eff: Mapping, title: str = "", axes=None):
     c = np.sqrt(e[1:] * e[:-1])
     xerr = [c - e[:-1], e[1:] - c]
     for name, key, mk in (("signal", "signal", "o"), ("total residual background", "background", "s")):
-        v, err = eff[key]
-        axes[0].errorbar(c, v, yerr=err, xerr=xerr, fmt=mk, label=name)
-    for i, (z, (v, err)) in enumerate(sorted(eff["per_z"].items())):
-        axes[1].errorbar(c * (1 + 0.02 * i), v, yerr=err, fmt="o-", ms=4, label=f"Z = {z}",
+        axes[0].errorbar(c, eff[key].value, yerr=_yerr(eff[key]), xerr=xerr, fmt=mk, label=name)
+    for i, (z, ez) in enumerate(sorted(eff["per_z"].items())):
+        axes[1].errorbar(c * (1 + 0.02 * i), ez.value, yerr=_yerr(ez), fmt="o-", ms=4, label=f"Z = {z}",
                          color=plt.get_cmap("tab10")(i % 10))
     for ax, yl in zip(axes, ("efficiency", "residual efficiency (mis-ID rate)")):
         ax.set_xscale("log")
@@ -141,9 +128,10 @@ def ablation(results: Mapping[str, tuple[float, float]], ax=None, ylabel: str = 
     return fig
 
 
-def template_fit(result, truth: tuple[float, float] | None = None, window: Sequence[float] | None = None, ax=None,
+def template_fit(result, truth=None, window: Sequence[float] | None = None, ax=None,
                  title: str = "", xlabel: str = "L1 charge"):
-    """Observed L1-charge histogram (points) with the fitted templates stacked; the fitted and true fractions."""
+    """Observed L1-charge histogram (points) with the fitted templates stacked; the fitted and true fractions
+    (``truth``: an :class:`amsnb.metrics.Efficiency` from :func:`amsnb.nuclei.fits.true_fraction`)."""
     import mplhep as hep
 
     fig, ax = _ax(ax)
@@ -157,7 +145,7 @@ def template_fit(result, truth: tuple[float, float] | None = None, window: Seque
             ax.axvline(v, color="k", ls="--", lw=1)
     txt = f"below-L1 fraction in window:\n{result.fraction:.3f} ± {result.fraction_err:.3f} (fit)"
     if truth is not None:
-        txt += f"\n{truth[0]:.3f} ± {truth[1]:.3f} (MC truth)"
+        txt += f"\n{truth.value:.3f} [{truth.lo:.3f}, {truth.hi:.3f}] (MC truth, {truth.cl:.0%} CL)"
     ax.text(0.02, 0.97, txt + f"\nχ²/ndf = {result.chi2_ndf:.2f}", transform=ax.transAxes, ha="left", va="top",
             fontsize="x-small")
     ax.set_ylim(0, 1.6 * max(float(result.observed.max()), 1.0))
@@ -168,12 +156,12 @@ def template_fit(result, truth: tuple[float, float] | None = None, window: Seque
 
 
 def efficiency_vs_threshold(rows: Sequence[Mapping], ax=None, title: str = ""):
-    """Signal and background efficiency of the ML cut per threshold (rows with threshold, sig_eff, bkg_eff, errors)."""
+    """Signal and background efficiency of the ML cut per threshold (rows of :func:`amsnb.nuclei.study.ml_cut_table`:
+    threshold, sig_eff, bkg_eff and their Clopper-Pearson ``_lo`` / ``_hi``)."""
     fig, ax = _ax(ax)
     t = [r["threshold"] for r in rows]
-    ax.errorbar(t, [r["sig_eff"] for r in rows], yerr=[r["sig_eff_err"] for r in rows], fmt="o-", label="signal")
-    ax.errorbar(t, [r["bkg_eff"] for r in rows], yerr=[r["bkg_eff_err"] for r in rows], fmt="s-",
-                label="background")
+    ax.errorbar(t, [r["sig_eff"] for r in rows], yerr=_rows_yerr(rows, "sig_eff"), fmt="o-", label="signal")
+    ax.errorbar(t, [r["bkg_eff"] for r in rows], yerr=_rows_yerr(rows, "bkg_eff"), fmt="s-", label="background")
     ax.set_xlabel("ML threshold")
     ax.set_ylabel("efficiency of the ML cut")
     ax.set_ylim(-0.02, 1.05)
@@ -185,7 +173,7 @@ def material_scan(rows: Sequence[Mapping], ax=None, title: str = ""):
     """Below-L1 fraction (MC truth) and signal selection efficiency vs the grammage between L1 and L2."""
     fig, ax = _ax(ax)
     x = [r["x_l1l2"] for r in rows]
-    ax.errorbar(x, [r["below_l1"] for r in rows], yerr=[r["below_l1_err"] for r in rows], fmt="o-",
+    ax.errorbar(x, [r["below_l1"] for r in rows], yerr=_rows_yerr(rows, "below_l1"), fmt="o-",
                 label="below-L1 fraction in the L1 window")
     ax.plot(x, [r["signal_sel_eff"] for r in rows], "s--", label="signal selection efficiency")
     ax.set_xlabel("material between L1 and L2 [g/cm²]")

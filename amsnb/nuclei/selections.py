@@ -186,12 +186,16 @@ def physical_subsample(arrays: Mapping[str, np.ndarray], seed: int = 0) -> dict[
 
 # ----------------------------------------------------------------------------------------- efficiencies
 def efficiency_vs_rigidity(arrays: Mapping[str, np.ndarray], score: np.ndarray, sel: Selection | int,
-                           threshold: float = 0.5, edges=None) -> dict:
+                           threshold: float = 0.5, edges=None, cl: float = 0.68) -> dict:
     """Signal efficiency and residual background efficiency per rigidity bin and per background Z (the seed's plots).
 
-    Weighted by ``weight`` (physical abundance); errors are binomial with the effective number of events.
-    Returns ``{"edges", "signal": (eff, err), "background": (eff, err), "per_z": {Z: (eff, err)}}``.
+    Weighted by ``weight`` (physical abundance); intervals are Clopper-Pearson on the effective counts of each bin
+    (:func:`amsnb.metrics.binned_efficiency`). Returns ``{"edges", "signal", "background", "per_z": {Z: ...}}``,
+    each an :class:`amsnb.metrics.Efficiency` of arrays (``value``, ``lo``, ``hi``, ``err``, ``yerr``; NaN in
+    empty bins).
     """
+    from ..metrics import binned_efficiency
+
     sel = _sel(sel)
     edges = np.geomspace(60, 2000, 9) if edges is None else np.asarray(edges)
     r = np.abs(arrays["rig_inl1"])
@@ -200,28 +204,9 @@ def efficiency_vs_rigidity(arrays: Mapping[str, np.ndarray], score: np.ndarray, 
     zp = arrays["z_primary"]
 
     def eff(m):
-        idx = np.clip(np.digitize(r[m], edges) - 1, 0, len(edges) - 2)
-        tot = np.bincount(idx, w[m], len(edges) - 1)
-        tot2 = np.bincount(idx, w[m] ** 2, len(edges) - 1)
-        acc = np.bincount(idx, w[m] * passed[m], len(edges) - 1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            e = acc / tot
-            n_eff = tot**2 / tot2
-            err = np.sqrt(np.clip(e * (1 - e), 0, None) / n_eff)
-        return e, err
+        return binned_efficiency(r[m], passed[m], edges, w[m], cl)
 
     out = {"edges": edges, "signal": eff(zp == sel.z), "background": eff(zp != sel.z), "per_z": {}}
     for z in np.unique(zp[zp != sel.z]):
         out["per_z"][int(z)] = eff(zp == z)
     return out
-
-
-def weighted_fraction(mask: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
-    """Weighted fraction of events in ``mask`` and its binomial error with the effective sample size."""
-    w = np.asarray(weight, float)
-    tot = w.sum()
-    if tot <= 0:
-        raise EmptySelectionError("weighted_fraction: no events (sum of weights is 0)")
-    f = float(w[mask].sum() / tot)
-    n_eff = tot**2 / (w**2).sum()
-    return f, float(np.sqrt(f * (1 - f) / n_eff))

@@ -203,6 +203,11 @@ def simulate(n: int, z: int | Sequence[int] = (14, 15, 16), domain: str | Nuclei
     ``weight`` = ABUNDANCE[Z] * len(z) / weight_norm (default ``n``): the weights of one species in a sample of
     ``weight_norm`` events sum to its relative abundance (up to the multinomial species counts), so samples of any
     species mix combine into the physical composition, as the ECAL simulation's weights do.
+
+    The steps, in the order they draw from the one random generator (the order fixes the output of a seed):
+    :func:`_draw_primaries`, :func:`_propagate` (fragmentation through the layers and TOF planes),
+    :func:`_track_points` (geometry, hits), :func:`_main_track_charges`, :func:`_second_track`,
+    :func:`_tracker_branches` (measured positions), :func:`_cluster_counts`, :func:`_rigidities`, :func:`_tof`.
     """
     zs = (int(z),) if np.isscalar(z) else _check_z(z)
     _check_z(zs)
@@ -213,25 +218,77 @@ def simulate(n: int, z: int | Sequence[int] = (14, 15, 16), domain: str | Nuclei
     seed_seq = list(seed) if isinstance(seed, (list, tuple)) else [int(seed)]
     rng = np.random.default_rng(seed_seq + [dom.code, 7331])
     cfg = config
-    nl = N_TRACKER_LAYERS
     out = NUCLEI.empty(n)
 
+    z0, rig = _draw_primaries(rng, n, zs, cfg)
+    passage = _propagate(rng, z0, cfg)
+    tracks = _track_points(rng, rig, z0, passage, cfg)
+    q, q_inner, q_l1 = _main_track_charges(rng, passage.z_layer, tracks, dom, cfg)
+    second = _second_track(rng, rig, tracks, passage, dom, cfg)
+    _tracker_branches(out, rng, tracks, q, second, cfg)
+    out["n_clusters"][:] = _cluster_counts(rng, passage, tracks, second, dom, cfg)
+    out["rig_inner"], out["rig_inl1"] = _rigidities(rng, rig, passage.frag_layer, tracks, cfg)
+    out["q_inner"] = q_inner.astype(np.float32)
+    out["q_l1"] = q_l1.astype(np.float32)
+    out.update(_tof(rng, rig, z0, passage, second, dom, cfg))
+    out.update(_truth(z0, passage, zs, dom, n, weight_norm, seed_seq[0] if run is None else run, first_event))
+    return out
+
+
+#: Depth of each tracker layer below L1 [cm].
+_DEPTH_CM = LAYER_Z_CM[0] - LAYER_Z_CM
+
+
+@dataclass
+class _Passage:
+    """MC truth of the path through the detector: the leading charge crossing each layer and upper-TOF plane, the
+    gap index of the first interaction after L1 (-1: none), debris expected per layer, and the second track."""
+
+    z_layer: np.ndarray  # (n, 9) leading charge crossing each layer
+    frag_layer: np.ndarray  # layer after which the first interaction happened (-1: none or above L1)
+    z_tof: np.ndarray  # (n, 2) charge crossing upper TOF planes 1, 2 (bottom of the L1-L2 gap)
+    debris: np.ndarray  # (n, 9) expected extra clusters per layer from earlier interactions
+    second_from: np.ndarray  # layer index where a second track starts (-1: none)
+    z_second: np.ndarray  # charge of the second track
+
+
+@dataclass
+class _Tracks:
+    """True main-track positions per layer, the fragment kick angles and which layer sides have a hit."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    kick_angle: np.ndarray
+    hit_x: np.ndarray
+    hit_y: np.ndarray
+
+    @property
+    def present(self) -> np.ndarray:
+        return self.hit_x | self.hit_y
+
+
+def _draw_primaries(rng, n: int, zs: tuple[int, ...], cfg: NucleiConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Species uniform in ``zs`` and rigidities from a power law R^-spectral_index in ``cfg.rigidity_range``."""
     z0 = np.asarray(zs)[rng.integers(0, len(zs), n)]
     lo, hi = cfg.rigidity_range
     g = 1.0 - cfg.spectral_index
     u = rng.random(n)
     rig = (lo**g + u * (hi**g - lo**g)) ** (1 / g) if abs(g) > 1e-9 else lo * (hi / lo) ** u
-    a0 = mass_number(z0)
+    return z0, rig
 
-    # ---- fragmentation along the path: charge crossing each layer, and in each upper-TOF plane
+
+def _propagate(rng, z0: np.ndarray, cfg: NucleiConfig) -> _Passage:
+    """Fragmentation along the path: gap by gap (the L1-L2 gap split at the two upper TOF planes), interactions with
+    the Sihver cross section remove dZ ~ exp(-dZ/decay) from the leading charge, add debris below and sometimes
+    start a second track."""
+    n, nl = len(z0), N_TRACKER_LAYERS
     gaps = _gaps(cfg)
     zc = z0.copy()
     z_layer = np.zeros((n, nl), dtype=int)
     frag_layer = np.full(n, -1, dtype=int)
-    first_dz = np.zeros(n, dtype=int)
-    z_tof = np.zeros((n, 2), dtype=int)  # upper TOF planes 1, 2 (bottom of the L1-L2 gap)
-    debris = np.zeros((n, nl))  # expected extra clusters per layer from earlier interactions
-    second_from = np.full(n, -1, dtype=int)  # layer index where a second track starts
+    z_tof = np.zeros((n, 2), dtype=int)
+    debris = np.zeros((n, nl))
+    second_from = np.full(n, -1, dtype=int)
     z_second = np.zeros(n, dtype=int)
     x_tof_top = max(cfg.x_l1l2 - 2 * TOF_PLANE_G, 0.0)
     for gap, x in enumerate(gaps):
@@ -247,7 +304,6 @@ def simulate(n: int, z: int | Sequence[int] = (14, 15, 16), domain: str | Nuclei
                 new_frag = idx[frag_layer[idx] < 0]
                 if gap > 0:
                     frag_layer[new_frag] = gap - 1
-                first_dz[idx] = np.where(first_dz[idx] == 0, dz, first_dz[idx])
                 if gap < nl:
                     debris[idx, gap:] += cfg.debris_per_dz * dz[:, None] * np.exp(-0.3 * np.arange(nl - gap))
                 sec = idx[(rng.random(len(idx)) < cfg.p_second) & (second_from[idx] < 0) & (dz >= 1)]
@@ -259,16 +315,18 @@ def simulate(n: int, z: int | Sequence[int] = (14, 15, 16), domain: str | Nuclei
                 z_tof[:, plane] = zc
         if gap < nl:
             z_layer[:, gap] = zc
-    z_l1 = z_layer[:, 0]
-    z_inner = z_layer[:, 1]  # leading particle entering the inner tracker (L2)
-    survived_l1 = (z_l1 == z0).astype(np.uint8)
+    return _Passage(z_layer, frag_layer, z_tof, debris, second_from, z_second)
 
-    # ---- geometry: straight tracks through the layers (bending folded into the rigidity resolution)
+
+def _track_points(rng, rig: np.ndarray, z0: np.ndarray, passage: _Passage, cfg: NucleiConfig) -> _Tracks:
+    """Straight tracks through the layers (bending folded into the rigidity resolution) with multiple scattering,
+    a transverse kick after the first interaction, and the per-side hit efficiencies (L1 and L9 separately)."""
+    n, nl = len(z0), N_TRACKER_LAYERS
     x1 = rng.uniform(-45, 45, n)
     y1 = rng.uniform(-35, 35, n)
     tx = rng.uniform(-0.25, 0.25, n)
     ty = rng.uniform(-0.25, 0.25, n)
-    dzl = LAYER_Z_CM[0] - LAYER_Z_CM  # depth below L1
+    dzl = _DEPTH_CM
     # multiple scattering: theta0 = 13.6 MeV / (beta p) * Z * sqrt(x/X0) = 0.0136 / R * sqrt(x/X0) (PDG), with
     # x/X0 ~ 1 % per layer + support; independent of Z at fixed rigidity
     ms_angle = 0.0136 / rig[:, None] * 0.1 * np.ones((1, nl))
@@ -277,11 +335,11 @@ def simulate(n: int, z: int | Sequence[int] = (14, 15, 16), domain: str | Nuclei
     ys = y1[:, None] + ty[:, None] * dzl + np.cumsum(rng.standard_normal((n, nl)) * ms_angle, axis=1) * step
     # a fragment's transverse kick at the interaction: angle ~ pT / p with p = R Z (GeV/c)
     kick_angle = cfg.kink_pt_gv * rng.standard_normal((n, 2)) / (rig[:, None] * z0[:, None])
+    frag_layer = passage.frag_layer
     after = (np.arange(nl)[None, :] > frag_layer[:, None]) & (frag_layer[:, None] >= 0)
     depth_after = np.where(after, dzl[None, :] - dzl[np.maximum(frag_layer, 0)][:, None], 0.0)
     xs = xs + kick_angle[:, :1] * depth_after
     ys = ys + kick_angle[:, 1:] * depth_after
-    res = np.array(cfg.pos_res_cm)
     eff = np.array(cfg.layer_eff)
     hit_x = rng.random((n, nl)) < eff[0]
     hit_y = rng.random((n, nl)) < eff[1]
@@ -291,22 +349,34 @@ def simulate(n: int, z: int | Sequence[int] = (14, 15, 16), domain: str | Nuclei
     hit_y[:, 0] &= l1_ok
     hit_x[:, 8] &= l9_ok
     hit_y[:, 8] &= l9_ok
-    alive = z_layer > 0
+    alive = passage.z_layer > 0
     hit_x &= alive
     hit_y &= alive
-    present = hit_x | hit_y
+    return _Tracks(xs, ys, kick_angle, hit_x, hit_y)
 
-    # ---- main-track charges per layer and the charge estimators
+
+def _main_track_charges(rng, z_layer: np.ndarray, tracks: _Tracks, dom: NucleiDomain,
+                        cfg: NucleiConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Main-track charge per layer (L1 with its own resolution; one side only is worse by sqrt(2)), the inner
+    truncated mean (L2-L8) and the L1 charge."""
+    present = tracks.present
     q = _layer_charge(rng, z_layer, cfg.sigma_layer, dom, cfg)
     q[:, 0] = _layer_charge(rng, z_layer[:, 0], cfg.sigma_l1, dom, cfg)
-    # both sides combine; a layer with one side only is worse by sqrt(2)
-    one_side = present & ~(hit_x & hit_y)
+    one_side = present & ~(tracks.hit_x & tracks.hit_y)
     q = np.where(one_side, z_layer + (q - z_layer) * np.sqrt(2.0), q)
     q = np.where(present, q, 0.0)
     q_inner = _truncated_mean(q[:, 1:8], present[:, 1:8])
     q_l1 = np.where(present[:, 0], q[:, 0], 0.0)
+    return q, q_inner, q_l1
 
-    # ---- second track: from its layer on, charge z_second, diverging from the main track
+
+def _second_track(rng, rig: np.ndarray, tracks: _Tracks, passage: _Passage, dom: NucleiDomain,
+                  cfg: NucleiConfig) -> dict[str, np.ndarray]:
+    """Second track (a fragment, or a spurious low-charge one): from its layer on, charge ``z_second``, diverging
+    from the main track. ``has2``: a physical second track (before spurious ones are added)."""
+    n, nl = len(rig), N_TRACKER_LAYERS
+    dzl = _DEPTH_CM
+    second_from, z_second = passage.second_from, passage.z_second
     has2 = second_from >= 0
     spurious = ~has2 & (rng.random(n) < cfg.p_spurious_second)
     second_from = np.where(spurious, rng.integers(1, nl, n), second_from)
@@ -315,41 +385,64 @@ def simulate(n: int, z: int | Sequence[int] = (14, 15, 16), domain: str | Nuclei
     on2 &= rng.random((n, nl)) < 0.9
     div = rng.normal(0, 1, (n, 2)) * (0.002 + 0.3 / rig[:, None])
     d2 = np.maximum(dzl[None, :] - dzl[np.clip(second_from, 0, nl - 1)][:, None], 0.0)
-    x2 = xs + div[:, :1] * d2 + rng.normal(0, 0.02, (n, 1))
-    y2 = ys + div[:, 1:] * d2 + rng.normal(0, 0.02, (n, 1))
+    x2 = tracks.xs + div[:, :1] * d2 + rng.normal(0, 0.02, (n, 1))
+    y2 = tracks.ys + div[:, 1:] * d2 + rng.normal(0, 0.02, (n, 1))
     q2 = np.where(on2, _layer_charge(rng, np.where(on2, z_second[:, None], 0), cfg.sigma_layer, dom, cfg), 0.0)
+    return {"has2": has2, "second_from": second_from, "on2": on2, "x2": x2, "y2": y2, "q2": q2}
 
-    out["trk_hit"][:, 0] = (hit_x.astype(np.uint8) | (hit_y.astype(np.uint8) << 1))
+
+def _tracker_branches(out: dict, rng, tracks: _Tracks, q: np.ndarray, second: dict, cfg: NucleiConfig) -> None:
+    """Fill ``trk_hit``, ``trk_x``, ``trk_y``, ``trk_q`` of ``out`` (track 0 main, 1 second): measured positions
+    smeared by the per-side resolution."""
+    n, nl = tracks.xs.shape
+    res = np.array(cfg.pos_res_cm)
+    present, on2 = tracks.present, second["on2"]
+    out["trk_hit"][:, 0] = (tracks.hit_x.astype(np.uint8) | (tracks.hit_y.astype(np.uint8) << 1))
     out["trk_hit"][:, 1] = np.where(on2, 3, 0).astype(np.uint8)
-    out["trk_x"][:, 0] = np.where(present, xs + res[0] * rng.standard_normal((n, nl)), 0.0)
-    out["trk_y"][:, 0] = np.where(present, ys + res[1] * rng.standard_normal((n, nl)), 0.0)
-    out["trk_x"][:, 1] = np.where(on2, x2, 0.0)
-    out["trk_y"][:, 1] = np.where(on2, y2, 0.0)
+    out["trk_x"][:, 0] = np.where(present, tracks.xs + res[0] * rng.standard_normal((n, nl)), 0.0)
+    out["trk_y"][:, 0] = np.where(present, tracks.ys + res[1] * rng.standard_normal((n, nl)), 0.0)
+    out["trk_x"][:, 1] = np.where(on2, second["x2"], 0.0)
+    out["trk_y"][:, 1] = np.where(on2, second["y2"], 0.0)
     out["trk_q"][:, 0] = q
-    out["trk_q"][:, 1] = q2
+    out["trk_q"][:, 1] = second["q2"]
 
-    # ---- clusters per layer and side: own hit + delta rays ~ Z^2 + second track + debris below interactions
-    mu_delta = cfg.delta_ray_k * dom.delta_ray_scale * z_layer.astype(float) ** 2
+
+def _cluster_counts(rng, passage: _Passage, tracks: _Tracks, second: dict, dom: NucleiDomain,
+                    cfg: NucleiConfig) -> np.ndarray:
+    """Clusters per layer and side: own hit + delta rays ~ Z^2 + second track + debris below interactions."""
+    mu_delta = cfg.delta_ray_k * dom.delta_ray_scale * passage.z_layer.astype(float) ** 2
     side_scale = np.array([1.3, 1.0])  # x (n-side) strips pick up more delta rays [R]
-    mu = (mu_delta[:, :, None] + debris[:, :, None]) * side_scale[None, None, :] + 0.05
-    ncl = rng.poisson(mu) + np.stack([hit_x, hit_y], axis=-1) + on2[:, :, None]
-    out["n_clusters"][:] = np.minimum(ncl, 3000)
+    mu = (mu_delta[:, :, None] + passage.debris[:, :, None]) * side_scale[None, None, :] + 0.05
+    ncl = rng.poisson(mu) + np.stack([tracks.hit_x, tracks.hit_y], axis=-1) + second["on2"][:, :, None]
+    return np.minimum(ncl, 3000)
 
-    # ---- rigidities: sigma_R/R = sqrt((R/MDR)^2 + ms^2); kink between L1 and L2 spoils the L1 point
+
+def _rigidities(rng, rig: np.ndarray, frag_layer: np.ndarray, tracks: _Tracks,
+                cfg: NucleiConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Inner and inner+L1 rigidities: sigma_R/R = sqrt((R/MDR)^2 + ms^2); a kink between L1 and L2 spoils the L1
+    point. 0 without at least 3 inner hits; inner+L1 falls back to inner without an L1 hit."""
+    n = len(rig)
+    present = tracks.present
     r_meas_inner = rig * (1 + rng.standard_normal(n) * np.hypot(rig / cfg.mdr_inner_gv, cfg.ms_term))
     r_inl1 = rig * (1 + rng.standard_normal(n) * np.hypot(rig / cfg.mdr_inl1_gv, cfg.ms_term * 0.8))
     # a kink between L1 and L2 biases the inner+L1 curvature: bending angle = 0.3 B L / R = 0.042 / R (B = 0.14 T,
     # L ~ 1 m, physics.md §5), so a kick d(theta) shifts 1/R by ~ d(theta) / 0.042 (half of it for the L1 lever arm)
     l1_kink = frag_layer == 0
-    r_inl1 = np.where(l1_kink, 1.0 / (1.0 / r_inl1 + 0.5 * kick_angle[:, 1] / 0.042), r_inl1)
+    r_inl1 = np.where(l1_kink, 1.0 / (1.0 / r_inl1 + 0.5 * tracks.kick_angle[:, 1] / 0.042), r_inl1)
     # the inner fit assumes the inner charge; the magnetic rigidity of a fragment keeps ~A/Z, so it barely moves
-    out["rig_inner"] = np.where(present[:, 1:8].sum(1) >= 3, r_meas_inner, 0.0).astype(np.float32)
-    out["rig_inl1"] = np.where(present[:, 0], r_inl1, out["rig_inner"]).astype(np.float32)
-    out["q_inner"] = q_inner.astype(np.float32)
-    out["q_l1"] = q_l1.astype(np.float32)
+    rig_inner = np.where(present[:, 1:8].sum(1) >= 3, r_meas_inner, 0.0).astype(np.float32)
+    rig_inl1 = np.where(present[:, 0], r_inl1, rig_inner).astype(np.float32)
+    return rig_inner, rig_inl1
 
-    # ---- TOF: beta and the charges of the two upper planes
-    mass = 0.9315 * a0
+
+def _tof(rng, rig: np.ndarray, z0: np.ndarray, passage: _Passage, second: dict, dom: NucleiDomain,
+         cfg: NucleiConfig) -> dict[str, np.ndarray]:
+    """TOF: beta, the charges of the two upper planes and the cluster counts (extra clusters after a change of
+    charge above the plane or a second track from L1-L2)."""
+    n = len(rig)
+    z_tof, z_l1 = passage.z_tof, passage.z_layer[:, 0]
+    out = {}
+    mass = 0.9315 * mass_number(z0)
     p = rig * z0
     beta = p / np.sqrt(p**2 + mass**2)
     out["tof_beta"] = (beta + cfg.sigma_beta * beta**2 * rng.standard_normal(n)).astype(np.float32)
@@ -363,37 +456,39 @@ def simulate(n: int, z: int | Sequence[int] = (14, 15, 16), domain: str | Nuclei
     out["tof_q_upper"] = np.where(n_ok > 0, qt.sum(1) / np.maximum(n_ok, 1), 0.0).astype(np.float32)
     out["tof_nclus_l1"] = (plane_ok[:, 0] + rng.poisson(0.08 + 0.4 * (z_tof[:, 0] != z_l1))).astype(np.int16)
     out["tof_nclus_l2"] = (plane_ok[:, 1] + rng.poisson(0.08 + 0.6 * (z_tof[:, 1] != z_l1)
-                                                        + 0.3 * has2 * (second_from <= 1))).astype(np.int16)
+                                                        + 0.3 * second["has2"] * (second["second_from"] <= 1))
+                           ).astype(np.int16)
     lower_ok = rng.random((n, 2)) < 0.97
     out["tof_nclus_total"] = (plane_ok.sum(1) + lower_ok.sum(1)).astype(np.int16)
-
-    # ---- truth and bookkeeping
-    norm = float(weight_norm or max(n, 1))
-    out["z_primary"] = z0.astype(np.int16)
-    out["z_l1"] = z_l1.astype(np.int16)
-    out["z_inner"] = z_inner.astype(np.int16)
-    out["survived_l1"] = survived_l1
-    out["frag_layer"] = frag_layer.astype(np.int8)
-    out["domain"] = np.full(n, dom.code, np.int8)
-    out["weight"] = (np.array([ABUNDANCE[int(v)] for v in z0]) * len(zs) / norm).astype(np.float32) \
-        if n else np.zeros(0, np.float32)
-    out["run"] = np.full(n, seed_seq[0] if run is None else run, np.int32)
-    out["event"] = np.arange(first_event, first_event + n, dtype=np.int64)
     return out
+
+
+def _truth(z0: np.ndarray, passage: _Passage, zs: tuple[int, ...], dom: NucleiDomain, n: int,
+           weight_norm: float | None, run: int, first_event: int) -> dict[str, np.ndarray]:
+    """MC truth and bookkeeping: charges at L1 and entering the inner tracker, fragmentation layer, domain, the
+    abundance weight, run and event numbers."""
+    z_l1, z_inner = passage.z_layer[:, 0], passage.z_layer[:, 1]
+    norm = float(weight_norm or max(n, 1))
+    return {"z_primary": z0.astype(np.int16), "z_l1": z_l1.astype(np.int16), "z_inner": z_inner.astype(np.int16),
+            "survived_l1": (z_l1 == z0).astype(np.uint8), "frag_layer": passage.frag_layer.astype(np.int8),
+            "domain": np.full(n, dom.code, np.int8),
+            "weight": (np.array([ABUNDANCE[int(v)] for v in z0]) * len(zs) / norm).astype(np.float32)
+            if n else np.zeros(0, np.float32),
+            "run": np.full(n, run, np.int32), "event": np.arange(first_event, first_event + n, dtype=np.int64)}
 
 
 # ------------------------------------------------------------------------------------------ files
 def simulate_to_root(path: str | Path, n: int, z: Sequence[int] = (14, 15, 16), domain: str = "mc", seed: int = 0,
                      config: NucleiConfig = DEFAULT_CONFIG, chunk: int = 50_000, progress: bool = True) -> Path:
-    """Simulate into a ROOT file in chunks (chunk k uses seed (seed, k)); an existing complete file is kept (resume)."""
+    """Simulate into a ROOT file in chunks (chunk k uses seed (seed, k)); written to ``.part`` and renamed when
+    complete. It always simulates: deciding whether an existing file can be reused is :mod:`amsnb.provenance`'s job
+    (:func:`amsnb.nuclei.study.ensure_samples`)."""
     from tqdm.auto import tqdm
 
     from ..io import TreeWriter
 
     path = Path(path)
     zs = _check_z([z] if np.isscalar(z) else z)
-    if path.exists():
-        return path
     with TreeWriter(path, NUCLEI) as w, tqdm(total=n, desc=path.name, unit="ev", disable=not progress,
                                              leave=False) as bar:
         for k, start in enumerate(range(0, max(n, 1), chunk)):
@@ -404,22 +499,11 @@ def simulate_to_root(path: str | Path, n: int, z: Sequence[int] = (14, 15, 16), 
     return path
 
 
-def ensure_samples(outdir: str | Path, n_per_species: int, z: Sequence[int] = GLOBAL_Z, domains=("mc", "data"),
-                   seed: int = 1, config: NucleiConfig = DEFAULT_CONFIG, progress: bool = True) -> dict:
-    """One file per (domain, species) in ``outdir`` (``{domain}_Z{z}.root``); existing files are reused (resumable).
+def generator_digest() -> str:
+    """Digest of this simulation's source: a sample is reused only if the same code made it."""
+    import hashlib
 
-    Returns ``{(domain, z): path}``. Per-species files let a selection draw the seed's composition from them.
-    """
-    from tqdm.auto import tqdm
-
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    jobs = [(d, int(zz)) for d in domains for zz in _check_z(z)]
-    paths = {}
-    for d, zz in tqdm(jobs, desc="nuclei samples", disable=not progress, leave=False):
-        paths[(d, zz)] = simulate_to_root(outdir / f"{d}_Z{zz}.root", n_per_species, (zz,), d,
-                                          seed=seed * 1000 + zz, config=config, progress=False)
-    return paths
+    return hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def config_dict(config: NucleiConfig = DEFAULT_CONFIG) -> dict:
@@ -447,5 +531,5 @@ def cli_main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["NucleiConfig", "NucleiDomain", "DOMAINS", "SPECIES", "ABUNDANCE", "GLOBAL_Z", "LAYER_Z_CM", "simulate",
-           "simulate_to_root", "ensure_samples", "interaction_length", "interaction_probability", "sihver_sigma_mb",
+           "simulate_to_root", "generator_digest", "interaction_length", "interaction_probability", "sihver_sigma_mb",
            "mass_number", "cli_main"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, EmptySelectionError
+from ..metrics import auc_with_error
 from ..workdir import Workdir
 from . import graph
 from . import selections as selection
@@ -32,14 +33,18 @@ def data_counts(n_si: int, z: Sequence[int]) -> dict[int, int]:
 
 
 def ensure_samples(wd: Workdir, n_mc: int, n_data_si: int, z: Sequence[int] | None = None, seed: int = 1,
-                   x_l1l2: float | None = None, progress: bool = True) -> dict[str, dict[int, Path]]:
+                   x_l1l2: float | None = None, progress: bool = True,
+                   fresh: bool = False) -> dict[str, dict[int, Path]]:
     """Simulate (or reuse) ``{mc,data}_Z{z}.root`` in ``wd.nuclei_data``; returns ``{"mc": {z: path}, "data": ...}``.
 
-    ``x_l1l2`` (g/cm2 between L1 and L2) changes the simulation; a different value writes to a subfolder
-    ``x{value}`` so scans never mix files.
+    Each file is an :mod:`amsnb.provenance` artefact: reused only if the same simulation code made it with the same
+    number of events, species, domain, seed and detector configuration; otherwise simulated again (one line says
+    why). ``x_l1l2`` (g/cm2 between L1 and L2) changes the simulation; a different value writes to a subfolder
+    ``x{value}`` so scans do not overwrite each other's files.
     """
     from tqdm.auto import tqdm
 
+    from .. import provenance
     from . import sim
 
     zs = tuple(sim.GLOBAL_Z if z is None else z)
@@ -49,10 +54,18 @@ def ensure_samples(wd: Workdir, n_mc: int, n_data_si: int, z: Sequence[int] | No
     counts = {"mc": {int(zz): int(n_mc) for zz in zs}, "data": data_counts(n_data_si, zs)}
     jobs = [(d, zz, n) for d in ("mc", "data") for zz, n in counts[d].items()]
     out: dict[str, dict[int, Path]] = {"mc": {}, "data": {}}
+    version = sim.generator_digest()
     for d, zz, n in tqdm(jobs, desc="nuclei samples", disable=not progress, leave=False):
         path = folder / f"{d}_Z{zz}.root"
-        out[d][zz] = sim.simulate_to_root(path, n, (zz,), d, seed=seed * 1000 + zz + (500 if d == "data" else 0),
-                                          config=cfg, progress=False)
+        s = seed * 1000 + zz + (500 if d == "data" else 0)
+        stamp = provenance.Stamp("amsnb.nuclei.sim", version, {"n": n, "z": [zz], "domain": d, "seed": s,
+                                                                "config": sim.config_dict(cfg)})
+        provenance.ensure(path, stamp, lambda p, n=n, zz=zz, d=d, s=s:
+                          sim.simulate_to_root(p, n, (zz,), d, seed=s, config=cfg, progress=False),
+                          fresh=fresh, label=f"{folder.relative_to(wd.path).as_posix()}/{path.name}",
+                          verb="simulating")
+        out[d][zz] = path
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "samples.json").write_text(json.dumps({"counts": counts, "seed": seed, "x_l1l2": cfg.x_l1l2},
                                                     indent=2))
     return out
@@ -92,42 +105,58 @@ def model_name(z_sel: int, tag: str = "") -> str:
     return f"mda_{selection.selection(z_sel).name}" + (f"_{tag}" if tag else "")
 
 
+#: Version of the MDA training recipe of :func:`train` (bump when its output changes for the same request).
+TRAIN_VERSION = "1"
+
+
 def train(wd: Workdir, sets: Mapping, z_sel: int, train_config: Mapping, model_config: Mapping | str | None = None,
-          tag: str = "", retrain: bool = False):
-    """Train (or load the finished) MDA for selection ``z_sel`` with :func:`amsnb.train.trainer.fit`.
+          tag: str = "", retrain: bool = False, fresh: bool = False):
+    """Train (or load the finished) MDA for selection ``z_sel`` with :func:`amsnb.train.fit`.
 
-    The model is saved in ``models/<name>/`` with its training history and the input-normalisation buffers;
-    an interrupted training resumes from its checkpoint in ``models/<name>/train/``. A saved model is reused only
-    if it was trained with the same parameters (its ``signature``); otherwise it is retrained.
+    The model is saved in ``models/<name>/`` with its training history and the input-normalisation buffers. The
+    folder is an :mod:`amsnb.provenance` artefact: a finished model is reused only if it was trained with the same
+    training and model configs on the same events (a digest of the training, validation and target arrays); an
+    interrupted training of the same request resumes from ``models/<name>/train/``; anything else retrains, and
+    one line says why. ``retrain`` (or ``fresh``) forces training.
     """
-    import shutil
-
-    from ..models import build, load_model, read_config, save_model
+    from .. import provenance
+    from ..models import build, load_model, save_model
     from ..train.trainer import TrainConfig, fit
     from .model import fit_normalization
 
     name = model_name(z_sel, tag)
     folder = wd.models / name
-    signature = json.loads(json.dumps({"train": dict(train_config), "model": model_config, "selection": int(z_sel),
-                                       "train_events": len(sets["train"])}, default=str))
-    if (folder / "config.json").exists() and not retrain:
-        if read_config(folder).get("extra", {}).get("signature") == signature:
-            return load_model(folder)
-        retrain = True  # parameters changed since that model was trained
-    if retrain and folder.exists():
-        shutil.rmtree(folder)  # also drops a stale checkpoint, which fit would otherwise resume
     tc = dict(train_config)
     tc.setdefault("early_stopping_metric", "auc")
     cfg = TrainConfig.from_dict(tc)
-    model = build("mda", model_config, seed=cfg.seed)
-    fit_normalization(model, sets["train"])
-    res = fit(model, sets["train"], sets["val"], sets["target"] if cfg.use_da else None, cfg, folder / "train",
-              collate_fn=graph.collate)
-    extra = {"history": res.history, "best_epoch": res.best_epoch, "selection": int(z_sel), "use_da": cfg.use_da,
-             "train_events": len(sets["train"]), "target_events": len(sets["target"]), "signature": signature}
-    save_model(folder, res.model, "mda", extra=extra)
-    res.model.amsnb_extra = extra
-    return res.model
+    request = {"train_config": {k: v for k, v in tc.items() if k not in _resumable_fields()},
+               "model_config": model_config, "selection": int(z_sel)}
+    inputs = {k: provenance.array_digest(sets[f"{k}_arrays"]) for k in ("train", "val", "target")}
+    stamp = provenance.Stamp("amsnb.nuclei.study.train", TRAIN_VERSION, request, inputs)
+    unfinished = {}
+
+    def run(path: Path) -> bool:
+        model = build("mda", model_config, seed=cfg.seed)
+        fit_normalization(model, sets["train"])
+        res = fit(model, sets["train"], sets["val"], sets["target"] if cfg.use_da else None, cfg, path / "train",
+                  collate_fn=graph.collate)
+        if not res.finished:  # a time-sliced run (stop_after_epoch): stays pending, resumed by the next call
+            unfinished["model"] = res.model
+            return False
+        extra = {"history": res.history, "best_epoch": res.best_epoch, "selection": int(z_sel),
+                 "use_da": cfg.use_da, "train_events": len(sets["train"]), "target_events": len(sets["target"])}
+        save_model(path, res.model, "mda", extra=extra)
+        return True
+
+    provenance.ensure(folder, stamp, run, resumable=True, fresh=fresh or retrain, label=f"models/{name}",
+                      verb="training")
+    return unfinished.get("model") or load_model(folder)
+
+
+def _resumable_fields() -> set[str]:
+    from ..train.trainer import _RESUMABLE_CHANGES
+
+    return set(_RESUMABLE_CHANGES)
 
 
 def history(model) -> list[dict]:
@@ -136,42 +165,41 @@ def history(model) -> list[dict]:
 
 def domain_accuracy(model, mc_ds: graph.NucleiDataset, data_ds: graph.NucleiDataset, seed: int = 0) -> float:
     """Accuracy of the model's domain head on equal numbers of MC and data events (0.5 = indistinguishable)."""
-    from .model import predict
+    from ..train.trainer import predict
 
+    if getattr(model, "domain_head", None) is None:
+        raise ConfigError("domain_accuracy: the model has no domain head (build it with domain_head=True)")
     k = min(len(mc_ds), len(data_ds))
     if k == 0:
         raise EmptySelectionError("domain_accuracy: the MC or the data set is empty")
     rng = np.random.default_rng(seed)
-    pm = predict(model, _subset(mc_ds, rng.choice(len(mc_ds), k, replace=False)))["domain_prob"]
-    pd = predict(model, _subset(data_ds, rng.choice(len(data_ds), k, replace=False)))["domain_prob"]
-    if pm is None:
-        raise ConfigError("domain_accuracy: the model has no domain head (build it with domain_head=True)")
+    pm = predict(model, _subset(mc_ds, rng.choice(len(mc_ds), k, replace=False)), 2048,
+                 collate_fn=graph.collate)["domain_score"]
+    pd = predict(model, _subset(data_ds, rng.choice(len(data_ds), k, replace=False)), 2048,
+                 collate_fn=graph.collate)["domain_score"]
     return float(((pm < 0.5).sum() + (pd >= 0.5).sum()) / (2 * k))
 
 
-def domain_probe(model, mc_ds: graph.NucleiDataset, data_ds: graph.NucleiDataset, seed: int = 0) -> float:
-    """Accuracy of a *fresh* MC/data classifier (logistic regression, 3-fold cross-validated) on the fused features.
+def domain_probe(model, mc_ds: graph.NucleiDataset, data_ds: graph.NucleiDataset, seed: int = 0) -> dict[str, float]:
+    """MC/data separability of the model's fused features: :func:`amsnb.train.diagnostics.domain_probe` (a fresh
+    standardised logistic regression, stratified 3-fold cross-validated; 0.5 = indistinguishable) on equal numbers
+    of MC and data events. ``probe_acc``, ``probe_auc``, ``probe_n_test``, ``probe_folds``.
 
     Why: the adversarial domain head is trained against the features, so its accuracy only means something for a
-    DA model; this probe measures how separable MC and data features are for any model (0.5 = indistinguishable).
+    DA model; this probe measures how separable MC and data features are for any model.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from .model import predict
+    from ..train.diagnostics import domain_probe as probe
+    from ..train.trainer import predict
 
     k = min(len(mc_ds), len(data_ds))
     if k < 10:
         raise EmptySelectionError(f"domain_probe: {k} events per domain; need at least 10")
     rng = np.random.default_rng(seed)
-    fm = predict(model, _subset(mc_ds, rng.choice(len(mc_ds), k, replace=False)))["features"]
-    fd = predict(model, _subset(data_ds, rng.choice(len(data_ds), k, replace=False)))["features"]
-    x = np.concatenate([fm, fd])
-    y = np.r_[np.zeros(k), np.ones(k)]
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
-    return float(cross_val_score(clf, x, y, cv=3).mean())
+    fm = predict(model, _subset(mc_ds, rng.choice(len(mc_ds), k, replace=False)), 2048, collate_fn=graph.collate,
+                 features=True)["features"]
+    fd = predict(model, _subset(data_ds, rng.choice(len(data_ds), k, replace=False)), 2048,
+                 collate_fn=graph.collate, features=True)["features"]
+    return probe(fm, fd, seed=seed, folds=3)
 
 
 def _subset(ds: graph.NucleiDataset, idx) -> graph.NucleiDataset:
@@ -187,48 +215,47 @@ def _subset(ds: graph.NucleiDataset, idx) -> graph.NucleiDataset:
 
 
 def score(model, arrays: Mapping[str, np.ndarray]) -> dict:
-    """MDA outputs for NUCLEI arrays: ``score`` (P signal), ``domain_prob``, ``attention`` (n, 4)."""
-    from .model import predict
+    """MDA outputs for NUCLEI arrays (:func:`amsnb.train.predict`): ``score`` (P signal), ``domain_score``,
+    ``attention`` (n, 4), ``features``, ``label``, ``weight``."""
+    from ..train.trainer import predict
 
-    return predict(model, graph.NucleiDataset(arrays))
+    return predict(model, graph.NucleiDataset(arrays), 2048, collate_fn=graph.collate, features=True)
 
 
-def write_scores(wd: Workdir, model_tag: str, set_name: str, arrays: Mapping[str, np.ndarray], z_sel: int,
-                 scores: np.ndarray) -> Path:
-    """Score file (amsnb.scores format): label 1 signal / 0 background (-1 for data), energy = |rigidity inner+L1|."""
+def _score_columns(wd: Workdir, model_tag: str, set_name: str, arrays: Mapping[str, np.ndarray], z_sel: int,
+                   scores: np.ndarray) -> Path:
+    """The MDA's columns for :func:`amsnb.scores.write_scores`: label 1 signal / 0 background (-1 for data),
+    energy = |rigidity inner+L1|; stamped with the model folder and a digest of the scored events."""
+    from .. import provenance
     from .. import scores as sc
 
     lab = selection.labels(arrays, z_sel) if (arrays["z_primary"] >= 0).all() and set_name != "data" \
         else np.full(len(scores), -1, np.int8)
+    made_by = provenance.Stamp("amsnb.nuclei.study.scores", TRAIN_VERSION, {"model": model_tag, "set": set_name},
+                               {"model": provenance.file_input(wd.models / model_tag),
+                                "events": provenance.array_digest({"run": arrays["run"], "event": arrays["event"]})})
     return sc.write_scores(sc.score_path(wd, model_tag, set_name), run=arrays["run"], event=arrays["event"],
                            label=lab, energy=np.abs(arrays["rig_inl1"]).astype(np.float32),
-                           weight=arrays["weight"], score=np.asarray(scores, np.float32))
+                           weight=arrays["weight"], score=np.asarray(scores, np.float32), made_by=made_by)
 
 
 def efficiency_at(score_values: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None,
-                  threshold: float = 0.5) -> dict:
-    """Signal efficiency and background (residual) efficiency at a threshold, with binomial errors."""
+                  threshold: float = 0.5, cl: float = 0.68) -> dict:
+    """Signal efficiency and background (residual) efficiency at a threshold (pass: score > threshold), each with its
+    Clopper-Pearson interval on effective counts (:func:`amsnb.metrics.efficiency`): ``sig_eff``, ``sig_eff_lo``,
+    ``sig_eff_hi``, ``sig_eff_err`` (half-width of the interval) and the same for ``bkg_eff``."""
+    from ..metrics import efficiency
+
     w = np.ones(len(label)) if weight is None else np.asarray(weight, float)
     passed = score_values > threshold
     sig, bkg = label == 1, label == 0
     if not sig.any() or not bkg.any():
         raise EmptySelectionError("efficiency_at: the set needs both signal and background events")
-    es, es_err = selection.weighted_fraction(passed[sig], w[sig])
-    eb, eb_err = selection.weighted_fraction(passed[bkg], w[bkg])
-    return {"sig_eff": es, "sig_eff_err": es_err, "bkg_eff": eb, "bkg_eff_err": eb_err}
-
-
-def auc_with_error(label: np.ndarray, score_values: np.ndarray) -> tuple[float, float]:
-    """ROC AUC (sklearn) and its standard error (Hanley & McNeil, Radiology 143 (1982) 29)."""
-    from sklearn.metrics import roc_auc_score
-
-    n1, n0 = int((label == 1).sum()), int((label == 0).sum())
-    if n1 == 0 or n0 == 0:
-        raise EmptySelectionError("auc_with_error: need both signal and background events")
-    a = float(roc_auc_score(label, score_values))
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    se = np.sqrt((a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0))
-    return a, float(se)
+    out = {}
+    for key, m in (("sig_eff", sig), ("bkg_eff", bkg)):
+        e = efficiency(passed[m], w[m], cl)
+        out.update({key: e.value, f"{key}_lo": e.lo, f"{key}_hi": e.hi, f"{key}_err": e.err})
+    return out
 
 
 def run_selection(wd: Workdir, mc: Mapping[int, Mapping], data: Mapping[int, Mapping], z_sel: int, n_train: int,
@@ -245,13 +272,13 @@ def run_selection(wd: Workdir, mc: Mapping[int, Mapping], data: Mapping[int, Map
     va = sets["val_arrays"]
     pv = score(model, va)
     lab = selection.labels(va, z_sel)
-    auc, auc_err = auc_with_error(lab, pv["score"])
+    auc, auc_err = auc_with_error(pv["score"], lab)
     glob = selection.pooled_set(mc, z_sel)
     pg = score(model, glob)
     pd = score(model, sets["target_arrays"])
-    write_scores(wd, tag, "val", va, z_sel, pv["score"])
-    write_scores(wd, tag, "global_mc", glob, z_sel, pg["score"])
-    write_scores(wd, tag, "data", sets["target_arrays"], z_sel, pd["score"])
+    _score_columns(wd, tag, "val", va, z_sel, pv["score"])
+    _score_columns(wd, tag, "global_mc", glob, z_sel, pg["score"])
+    _score_columns(wd, tag, "data", sets["target_arrays"], z_sel, pd["score"])
     dom = domain_accuracy(model, sets["val"], sets["target"], seed=seed)
     probe = domain_probe(model, sets["val"], sets["target"], seed=seed)
     glab = selection.labels(glob, z_sel)
@@ -262,7 +289,7 @@ def run_selection(wd: Workdir, mc: Mapping[int, Mapping], data: Mapping[int, Map
                                                                             threshold),
             "global_curves": selection.efficiency_vs_rigidity(glob, pg["score"], z_sel, threshold),
             "data_pred": pd, "data_pass": float((pd["score"] > threshold).mean()), "domain_acc": dom,
-            "domain_probe": probe}
+            "domain_probe_acc": probe["probe_acc"], "domain_probe_auc": probe["probe_auc"]}
 
 
 ABLATIONS = {"full": {}, "no DA": {"use_da": False}, "no GNN": {"branches": ("cnn", "rig", "tof")},
@@ -290,8 +317,10 @@ def ablation(wd: Workdir, sets: Mapping, z_sel: int, train_config: Mapping, mode
             tc["use_da"] = mod.pop("use_da")
         model = train(wd, sets, z_sel, tc, {**base, **mod}, tag="abl_" + v.replace(" ", "_").lower())
         pv = score(model, sets["val_arrays"])
-        a, e = auc_with_error(selection.labels(sets["val_arrays"], z_sel), pv["score"])
-        out[v] = {"auc": a, "auc_err": e, "domain_probe": domain_probe(model, sets["val"], sets["target"])}
+        a, e = auc_with_error(pv["score"], selection.labels(sets["val_arrays"], z_sel))
+        probe = domain_probe(model, sets["val"], sets["target"])
+        out[v] = {"auc": a, "auc_err": e, "domain_probe_acc": probe["probe_acc"],
+                  "domain_probe_auc": probe["probe_auc"]}
     return out
 
 
@@ -299,12 +328,15 @@ def model_for(wd: Workdir, mc: Mapping[int, Mapping], data: Mapping[int, Mapping
               train_config: Mapping, model_config=None, seed: int = 1) -> tuple:
     """Notebook 06's MDA for ``z_sel`` from the workdir, or a small one trained now if it is missing.
 
-    Returns ``(model, source)`` with source ``"notebook 06"`` or ``"trained here"``.
+    Returns ``(model, source)`` with source ``"notebook 06"`` or ``"trained here"``. Only a finished model (one
+    with a provenance stamp) counts: a killed training of notebook 06 is not used.
     """
+    from .. import provenance
     from ..models import load_model
+    from . import model as _mda  # noqa: F401  (registers "mda": folders saved before config.json named the module)
 
     folder = wd.models / model_name(z_sel)
-    if (folder / "config.json").exists():
+    if provenance.read_stamp(folder) is not None and (folder / "config.json").exists():
         return load_model(folder), "notebook 06"
     sets = make_datasets(mc, data, z_sel, n_train, seed=seed, n_target=n_train)
     return train(wd, sets, z_sel, train_config, model_config), "trained here"
@@ -326,9 +358,10 @@ def ml_cut_table(arrays: Mapping[str, np.ndarray], score_values: np.ndarray, z_s
     for t in thresholds:
         e = efficiency_at(s, lab, a["weight"], t)
         cut = s > t
-        after = true_fraction(selection.take(a, cut), z_sel, win, a["weight"][cut]) if cut.any() else (np.nan, np.nan)
-        rows.append({"threshold": float(t), **e, "below_l1_before": before[0], "below_l1_before_err": before[1],
-                     "below_l1_after": after[0], "below_l1_after_err": after[1]})
+        after = true_fraction(selection.take(a, cut), z_sel, win, a["weight"][cut]) if cut.any() else None
+        rows.append({"threshold": float(t), **e, "below_l1_before": before.value, "below_l1_before_err": before.err,
+                     "below_l1_after": after.value if after else np.nan,
+                     "below_l1_after_err": after.err if after else np.nan})
     return rows
 
 
@@ -384,8 +417,9 @@ def below_l1_vs_material(z_sel: int, x_values: Sequence[float] = (5.0, 6.0, 7.0)
         cfg = replace(sim.DEFAULT_CONFIG, x_l1l2=float(x))
         mc = {z: sim.simulate(n_per_species, (z,), "mc", seed=[seed, z], config=cfg) for z in zs}
         pooled = selection.pooled_set(mc, z_sel)
-        f, e = true_fraction(pooled, z_sel, selection.selection(z_sel).l1, pooled["weight"])
+        f = true_fraction(pooled, z_sel, selection.selection(z_sel).l1, pooled["weight"])
         eff = float(selection.select_mask(mc[z_sel], z_sel).mean())
-        rows.append({"x_l1l2": float(x), "below_l1": f, "below_l1_err": e, "signal_sel_eff": eff,
+        rows.append({"x_l1l2": float(x), "below_l1": f.value, "below_l1_lo": f.lo, "below_l1_hi": f.hi,
+                     "below_l1_err": f.err, "signal_sel_eff": eff,
                      "p_int_l1l2": float(sim.interaction_probability(z_sel + 1, float(x)))})
     return rows

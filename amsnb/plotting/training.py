@@ -7,10 +7,12 @@ import math
 
 import numpy as np
 
-_PANELS = (
+#: (y label, ((history key, legend label), ...)) per panel of :func:`plot_history`; panels without data are left out.
+PANELS = (
     ("loss", (("loss", "train total"), ("label_loss", "train label"), ("domain_loss", "train domain"),
               ("val_loss", "validation"))),
-    ("accuracy", (("acc", "train label"), ("val_acc", "validation label"), ("domain_acc", "domain classifier"))),
+    ("accuracy / AUC", (("acc", "train label"), ("val_acc", "validation label"), ("auc", "validation AUC"),
+                        ("domain_acc", "domain classifier"))),
     ("rejection at 90% e eff.", (("rejection", "validation"),)),
 )
 
@@ -21,21 +23,24 @@ def _finite(history, key):
     return ep, val
 
 
-def plot_history(history: list[dict], fig=None, title: str = ""):
-    """Loss, accuracy (label and domain) and validation rejection per epoch."""
+def plot_history(history: list[dict], fig=None, title: str = "", panels=PANELS):
+    """Training history of :func:`amsnb.train.fit` (any study): loss, accuracy / AUC (label and domain, 0.5 =
+    chance) and validation rejection per epoch; a panel none of whose keys the history has is left out."""
     import matplotlib.pyplot as plt
 
-    fig = fig or plt.figure(figsize=(20, 6))
+    used = [(yl, curves) for yl, curves in panels if any(_finite(history, k)[0] for k, _ in curves)] or \
+        list(panels[:1])
+    fig = fig or plt.figure(figsize=(6.7 * len(used), 6))
     fig.clear()
-    axes = fig.subplots(1, 3)
-    for ax, (ylabel, curves) in zip(axes, _PANELS):
+    axes = np.atleast_1d(fig.subplots(1, len(used)))
+    for ax, (ylabel, curves) in zip(axes, used):
         for key, label in curves:
             ep, val = _finite(history, key)
             if ep:
                 ax.plot(ep, val, marker="o", label=label)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
-        if ylabel == "accuracy":
+        if ylabel.startswith("accuracy"):
             ax.axhline(0.5, color="gray", ls=":", lw=1)
         if ylabel.startswith("rejection"):
             ax.set_yscale("log")

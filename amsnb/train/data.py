@@ -24,5 +24,12 @@ class ArrayDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.x)
 
+    @property
+    def identity(self) -> str:
+        """A digest of the items: :func:`amsnb.train.fit` resumes a checkpoint only for the same data."""
+        from ..provenance import array_digest
+
+        return array_digest({"x": self.x, "y": self.labels, "w": self.weights, "domain": self.domains})
+
     def __getitem__(self, i):
         return {"x": self.x[i], "y": int(self.labels[i]), "w": float(self.weights[i]), "domain": int(self.domains[i])}

@@ -1,33 +1,13 @@
-"""Gradient reversal (Ganin & Lempitsky, ICML 2015, "Unsupervised domain adaptation by backpropagation").
+"""Lambda schedules of the gradient reversal (Ganin & Lempitsky, ICML 2015): the strength of the domain term.
 
-Identity in the forward pass; multiplies the gradient by ``-lambda_`` in the backward pass. Placed between the
-feature extractor and the domain classifier, it makes the feature extractor *maximise* the domain loss while the
-domain classifier itself still *minimises* it (the classifier's own parameters sit after the reversal).
+The reversal layer itself is a model layer (:mod:`amsnb.models.layers`); the trainer calls :func:`lambda_at` once
+per step. ``progress`` is the step count over the *configured* run length (``TrainConfig.epochs`` times the steps
+per epoch), so a run that stops early (early stopping, ``stop_after_epoch``) never reaches the end of the ramp.
 """
 
 from __future__ import annotations
 
 import math
-
-import torch
-
-
-class GradientReversal(torch.autograd.Function):
-    """y = x; dL/dx = -lambda_ * dL/dy."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, lambda_: float) -> torch.Tensor:
-        ctx.lambda_ = float(lambda_)
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        return grad_output.neg() * ctx.lambda_, None
-
-
-def grad_reverse(x: torch.Tensor, lambda_: float = 1.0) -> torch.Tensor:
-    """Apply :class:`GradientReversal` with strength ``lambda_``."""
-    return GradientReversal.apply(x, lambda_)
 
 
 def ganin_lambda(progress: float, gamma: float = 10.0) -> float:
