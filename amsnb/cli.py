@@ -13,10 +13,11 @@ Errors meant for the user (bad file, bad parameter) print one clear message and 
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
 from importlib import import_module
 
+from .cliargs import ArgumentParser
 from .errors import AmsnbError
 
 _DELEGATED = {  # subcommand -> module whose cli_main(argv) handles it
@@ -26,8 +27,8 @@ _DELEGATED = {  # subcommand -> module whose cli_main(argv) handles it
 }
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="amsnb", description="AMS-02 particle-identification notebooks toolkit")
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(prog="amsnb", description="AMS-02 particle-identification notebooks toolkit")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="execute the numbered notebooks with papermill")
@@ -56,12 +57,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _simulate_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="amsnb simulate", description="simulate events into a ROOT file; "
+                       "`amsnb simulate ecal --help` and `amsnb simulate nuclei --help` list the options")
+    p.add_argument("detector", choices=["ecal", "nuclei"],
+                   help="ecal: ECAL showers (electrons, protons); nuclei: heavy nuclei in the tracker")
+    return p
+
+
 def _delegate(argv: list[str]) -> int | None:
     for key, module in _DELEGATED.items():
         if tuple(argv[: len(key)]) == key:
             return import_module(module).cli_main(argv[len(key):]) or 0
-    if argv and argv[0] == "simulate":
-        raise AmsnbError("usage: amsnb simulate ecal|nuclei [options]; `amsnb simulate ecal --help` lists them")
+    if argv and argv[0] == "simulate":  # no detector (or a wrong one): its help exits 0, anything else 2
+        _simulate_parser().parse_args(argv[1:])
     return None
 
 
@@ -87,7 +96,30 @@ def _check(args) -> int:
 
     report = check_file(args.file, mapping=args.mapping, schema=args.schema)
     print(report.text())
+    if report.missing_required:  # the reader's own message names the closest branches of the file
+        hint = _closest_hint(args, report)
+        if hint:
+            print(hint)
     return 0 if report.usable else 1
+
+
+def _closest_hint(args, report) -> str:
+    from .errors import SchemaError
+    from .io import read
+    from .schema import SCHEMAS
+
+    names = set(report.missing_required)
+    schema = args.schema or next((k for k, s in SCHEMAS.items() if names <= {b.name for b in s.branches}), None)
+    if schema is None:
+        return ""
+    try:
+        read(args.file, schema, branches=sorted(names), mapping=args.mapping, max_events=1)
+    except SchemaError as exc:
+        lines = [ln for ln in str(exc).splitlines()[1:] if ln.startswith("  ")]
+        return "\n".join(["hints:"] + lines) if any("closest" in ln for ln in lines) else ""
+    except Exception:  # the report above is the answer
+        return ""
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,10 +146,22 @@ def main(argv: list[str] | None = None) -> int:
     except AmsnbError as exc:
         print(f"amsnb: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `amsnb schema | head`: the reader stopped listening; not an error
+        _quiet_stdout()
+        return 0
     except KeyboardInterrupt:
         print("amsnb: interrupted; finished files are kept, rerun to resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so that the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ declares, runs with the environment's own ``amsnb`` kernel, reads what earlier n
 writes its ``metrics.json`` and figures there. The executed notebooks are kept in ``<workdir>/executed/``, also
 when one fails: the run then stops with a message naming the notebook, the cell and the error.
 
+While a notebook runs, the runner names the cell being executed and the time so far (:class:`CellProgress`: one
+updating line in a terminal, one line per cell in a log); user parameters (``-p``, ``--sweep``) are checked
+against the types of each notebook's ``parameters`` cell before any kernel starts.
+
 After each notebook the runner prints what it reused and what it recomputed (and why): every artefact decision of
 :mod:`amsnb.provenance` inside the kernel is logged to ``executed/NN.provenance.jsonl``. ``fresh`` recomputes
 every artefact made before the run started, once.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -84,9 +89,59 @@ def ensure_kernel(name: str = KERNEL_NAME) -> str:
 
 
 def _declared_parameters(path: Path) -> set[str]:
+    return set(_parameter_cell(path))
+
+
+def _parameter_cell(path: Path) -> dict[str, dict]:
+    """``papermill.inspect_notebook``: name -> {"default": source text of the value, "inferred_type_name", ...}."""
     import papermill
 
-    return set(papermill.inspect_notebook(str(path)).keys())
+    return papermill.inspect_notebook(str(path))
+
+
+_TYPE_WORDS = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string",
+               list: "a list", dict: "a mapping"}
+
+
+def _expected_type(spec: dict) -> type | None:
+    """The type a parameter must have: its annotation, else the type of its default in the ``parameters`` cell;
+    None (anything goes) for a ``None`` or empty-string default and for defaults that are expressions."""
+    import ast
+
+    names = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "dict": dict}
+    typ = names.get(str(spec.get("inferred_type_name", "None")))
+    if typ is not None:
+        return typ
+    try:
+        default = ast.literal_eval(str(spec.get("default")))
+    except (ValueError, SyntaxError):
+        return None
+    if default is None or default == "" or type(default) not in _TYPE_WORDS:
+        return None
+    return type(default)
+
+
+def _fits(value: Any, typ: type) -> bool:
+    if typ is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typ is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if typ is list:
+        return isinstance(value, (list, tuple))
+    return isinstance(value, typ)
+
+
+def check_parameter_types(values: dict[str, Any], cells: dict[str, dict[str, dict]], source: str = "-p") -> None:
+    """Each user value against the ``parameters`` cell of every notebook that declares it, before any kernel
+    starts: ``-p max_plot_events abc`` -> ConfigError naming the parameter, the notebook and the expected type."""
+    for name, value in values.items():
+        for nb_name, cell in cells.items():
+            if name not in cell:
+                continue
+            typ = _expected_type(cell[name])
+            if typ is not None and not _fits(value, typ):
+                raise ConfigError(f"{source} {name} {value!r}: notebook {nb_name} expects {_TYPE_WORDS[typ]} "
+                                  f"(its parameters cell has {name} = {cell[name].get('default')})")
 
 
 def _failure_message(nb: Path, executed: Path, exc: Exception) -> str:
@@ -94,6 +149,78 @@ def _failure_message(nb: Path, executed: Path, exc: Exception) -> str:
     ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
     return (f"notebook {nb.name} failed in cell {cell}: {ename}: {evalue}\n"
             f"the executed notebook up to the failure is kept in {executed}")
+
+
+# the kernel's own start-up log ("[IPKernelApp] WARNING | Kernel is running over TCP without encryption", once per
+# notebook) is noise on a local run: the kernel runs with its log at ERROR; its errors still reach the terminal
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+
+
+def _cell_title(source: str, width: int = 60) -> str:
+    """The first non-empty line of a cell (a comment keeps its words), shortened to ``width``."""
+    for line in source.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line if len(line) <= width else line[: width - 3] + "..."
+    return ""
+
+
+class CellProgress:
+    """What the runner says while a notebook runs: the cell being executed and the time so far.
+
+    In a terminal, one line updated in place; otherwise (CI logs, pipes, a ``log`` function) one line per cell
+    when it starts: ``[03]   cell 5/19  12 s  bdt = baselines.ensure_baseline_scores(...)``."""
+
+    def __init__(self, nn: str, log=print, tty: bool | None = None):
+        self.nn, self.log = nn, log
+        self.tty = (log is print and sys.stdout.isatty()) if tty is None else tty
+        self.t0 = time.perf_counter()
+        self.dirty = False
+
+    def start(self, cell, index: int, cells) -> None:
+        if cell.get("cell_type") != "code" or not cell.get("source", "").strip():
+            return
+        code = [c for c in cells if c.get("cell_type") == "code"]
+        number = next((i + 1 for i, c in enumerate(code) if c is cell), index + 1)
+        line = (f"[{self.nn}]   cell {number}/{len(code)}  {time.perf_counter() - self.t0:4.0f} s  "
+                f"{_cell_title(cell.get('source', ''))}")
+        if self.tty:
+            cols = shutil.get_terminal_size((100, 20)).columns
+            sys.stdout.write("\r\033[K" + line[: cols - 1])
+            sys.stdout.flush()
+            self.dirty = True
+        else:
+            self.log(line, flush=True)
+
+    def close(self) -> None:
+        if self.tty and self.dirty:
+            sys.stdout.write("\r\033[K")
+            sys.stdout.flush()
+            self.dirty = False
+
+
+def _talking_engine():
+    """papermill's nbclient engine, calling ``cell_hook(cell, index, cells)`` as each cell starts."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class TalkingEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, cell_hook=None, **kwargs):
+            if cell_hook is not None:
+                start = nb_man.cell_start
+
+                def cell_start(cell, cell_index=None, **kw):
+                    try:
+                        cell_hook(cell, cell_index or 0, nb_man.nb.cells)
+                    except Exception:  # progress must never break a run
+                        pass
+                    return start(cell, cell_index, **kw)
+
+                nb_man.cell_start = cell_start
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register("amsnb", TalkingEngine)
+    return "amsnb"
 
 
 def run_notebook(nb: Path, workdir: Workdir, profile: str, overrides: dict[str, Any] | None = None,
@@ -116,14 +243,18 @@ def run_notebook(nb: Path, workdir: Workdir, profile: str, overrides: dict[str, 
     previous_log = os.environ.get(provenance.LOG_ENV)
     os.environ[provenance.LOG_ENV] = str(decisions)  # the kernel inherits it
     t0 = time.perf_counter()
+    progress = CellProgress(nn, log)
     try:
         papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name=kernel,
-                                   cwd=str(nb.parent), progress_bar=False, log_output=False)
+                                   cwd=str(nb.parent), progress_bar=False, log_output=False,
+                                   engine_name=_talking_engine(), cell_hook=progress.start,
+                                   extra_arguments=KERNEL_ARGS)
     except PapermillExecutionError as exc:
         raise NotebookFailed(_failure_message(nb, executed, exc)) from None
     except Exception as exc:  # kernel died, timeout, ...
         raise NotebookFailed(_failure_message(nb, executed, exc)) from None
     finally:
+        progress.close()
         if previous_log is None:
             os.environ.pop(provenance.LOG_ENV, None)
         else:
@@ -168,12 +299,17 @@ def run_series(profile: str = "default", only: list[str] | None = None, workdir:
         raise ConfigError(f"unknown profile '{profile}'; known: {', '.join(profiles.names())}")
     wd = Workdir(workdir or f"runs/{profile}")
     nbs = discover(Path(nb_dir) if nb_dir else notebooks_dir(), only)
-    declared = {nb.name: _declared_parameters(nb) for nb in nbs}
+    cells = {nb.name: _parameter_cell(nb) for nb in nbs}
+    declared = {name: set(cell) for name, cell in cells.items()}
     unknown = set(params or {}) | set(sweeps or {})
     unknown -= set().union(*declared.values()) if declared else set()
     if unknown:
         raise ConfigError(f"no notebook of this run has the parameter(s) {sorted(unknown)} (-p/--sweep); "
                           + "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in declared.items()))
+    check_parameter_types(params or {}, cells, "-p")
+    for name, values in (sweeps or {}).items():
+        for value in values:
+            check_parameter_types({name: value}, cells, "--sweep")
     kernel = ensure_kernel()
     if not wd.exists():
         log(f"workdir {wd.path} does not exist: creating it (a new run folder; everything will be computed)")

@@ -81,8 +81,21 @@ class Workdir:
         return self._sub(NOTEBOOK_DIRS.get(nn, nn), "figures")
 
     def save_figure(self, nn: str, fig, name: str, dpi: int = 110) -> Path:
+        """Save ``figures/<name>.png`` and check its layout first (:mod:`amsnb.plotting.layout`): overlapping or
+        panel-crossing text warns and is recorded in ``figures/layout_problems.json`` (the notebook regression
+        test fails on any)."""
+        from .plotting.layout import check_figure
+
         path = self.figures(nn) / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
+        problems = check_figure(fig, f"{NOTEBOOK_DIRS.get(nn, nn)}/{name}.png", check_bounds=False)  # tight bbox
+        record = path.parent / "layout_problems.json"
+        found = json.loads(record.read_text()) if record.exists() else {}
+        if problems or name in found:
+            found.pop(name, None)
+            if problems:
+                found[name] = problems
+            record.write_text(json.dumps(found, indent=2, sort_keys=True))
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         return path
 

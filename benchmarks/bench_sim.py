@@ -1,5 +1,7 @@
-"""ECAL fast-simulation speed: showers/s for generation (incl. reconstruction) and generation + ROOT writing, the
-ratio of the ROOT write speed to a plain ``np.save`` of the same arrays, and the shower browser's per-event update.
+"""ECAL fast-simulation speed: showers/s for generation (incl. reconstruction), generation + ROOT writing (1 process
+and one per core), the CLI's wall time, each against a same-run reference that bounds it (the per-cell draws alone
+for the simulation, ``np.save``/``np.load`` of the same arrays for ROOT write/read), with the load average in the
+notes, and the shower browser's per-event update.
 """
 
 from __future__ import annotations
@@ -20,29 +22,83 @@ def _best(fn, repeat=2):
     return min(times), out
 
 
+def _floor(n: int) -> float:
+    """Same-run reference that bounds the simulation: a naive vectorised generator that does only the per-cell
+    work every shower needs (one float32 normal per cell, the fluctuation, threshold and saturation), showers/s."""
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for s in range(0, n, 2048):
+        m = min(2048, n - s)
+        z = rng.standard_normal((m, 18, 72), dtype=np.float32)
+        z *= np.float32(0.63)
+        z[z < 1.9] = 0.0
+        np.minimum(z, 1.7e5, out=z)
+    return n / (time.perf_counter() - t0)
+
+
+def _cli(tmp: Path, preset: str, n: int, workers: int) -> float:
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("amsnb")
+    cmd = [str(exe), "simulate", "ecal", "--preset", preset, "--n", str(n), "--out", str(tmp / f"cli-{preset}.root"),
+           "--workers", str(workers)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return n / (time.perf_counter() - t0)
+
+
 def run(quick: bool) -> list[dict]:
+    import os
+
     from amsnb import io
+    from amsnb.ecal import _kernels
     from amsnb.ecal import sim as ecal
     from amsnb.schema import ECAL
 
     n = 10_000 if quick else 50_000
+    n_cli = 40_000 if quick else 100_000
+    cores = ecal.n_workers(None, 99)
     rows = []
-    ecal.simulate(500, "electron", seed=0)  # warm caches / imports
+    ecal.simulate(500, "electron", seed=0)  # warm caches / imports / numba
+    ecal.simulate(500, "proton", seed=0)
+    load = lambda: f"load {os.getloadavg()[0]:.2f}"  # noqa: E731
+    floor = _floor(n)
+    rows.append({"name": "reference: per-cell draws only", "value": floor, "unit": "showers/s",
+                 "note": f"naive vectorised floor (1296 float32 normals + threshold per shower), {load()}"})
     arrays = {}
+    kern = "numba kernels" if _kernels.HAVE_NUMBA else "NumPy fallback"
     for part in ("electron", "proton"):
         t, arrays[part] = _best(lambda p=part: ecal.simulate(n, p, "mc", seed=1, energy_range=(200.0, 2000.0)))
         rows.append({"name": f"generate {part}s", "value": n / t, "unit": "showers/s",
-                     "note": f"{n} events 0.2-2 TeV, images + reconstruction, 1 process"})
+                     "note": f"{n} events 0.2-2 TeV, images + reconstruction, 1 process, {kern}, {load()}"})
+        rows.append({"name": f"generate {part}s / reference", "value": n / t / floor, "unit": "ratio",
+                     "note": "same run; 1 = as fast as drawing the cell fluctuations alone"})
     tmp = Path(tempfile.mkdtemp(prefix="amsnb-bench-sim-"))
     try:
-        t_gw, _ = _best(lambda: ecal.simulate_to_root(tmp / "e.root", n, "electron", seed=1, progress=False), 1)
-        rows.append({"name": "generate + write electrons", "value": n / t_gw, "unit": "showers/s",
-                     "note": "simulate_to_root, LZ4(1), chunks of 20k"})
-        t_w, _ = _best(lambda: io.write(tmp / "w.root", arrays["electron"], ECAL), 1)
+        for part in ("electron", "proton"):
+            for workers in sorted({1, cores}):
+                t_gw, _ = _best(lambda p=part, w=workers: ecal.simulate_to_root(
+                    tmp / "e.root", n, p, seed=1, chunk=5000, progress=False, workers=w), 1)
+                rows.append({"name": f"generate + write {part}s, {workers} proc", "value": n / t_gw,
+                             "unit": "showers/s", "note": f"simulate_to_root, LZ4(1), chunks of 5k, {load()}"})
+        for preset in ("electrons", "protons"):
+            rows.append({"name": f"CLI simulate {preset} (wall)", "value": _cli(tmp, preset, n_cli, 0),
+                         "unit": "showers/s",
+                         "note": f"amsnb simulate ecal --preset {preset} --n {n_cli} (start-up incl.), "
+                                 f"{cores} workers, {load()}"})
+        t_w, _ = _best(lambda: io.write(tmp / "w.root", arrays["electron"], ECAL, chunk=ecal.WRITE_BASKET), 1)
         t_np, _ = _best(lambda: [np.save(tmp / f"{k}.npy", v) for k, v in arrays["electron"].items()], 1)
-        rows.append({"name": "ROOT write", "value": n / t_w, "unit": "showers/s", "note": "amsnb.io.write"})
+        rows.append({"name": "ROOT write", "value": n / t_w, "unit": "showers/s",
+                     "note": f"amsnb.io.write, baskets of {ecal.WRITE_BASKET}, {load()}"})
         rows.append({"name": "ROOT write / np.save speed", "value": t_np / t_w, "unit": "ratio",
                      "note": "same arrays; 1 = as fast as np.save"})
+        t_r, _ = _best(lambda: io.read(tmp / "w.root", ECAL), 1)
+        t_l, _ = _best(lambda: {k: np.load(tmp / f"{k}.npy") for k in arrays["electron"]}, 1)
+        rows.append({"name": "ROOT read (dense)", "value": n / t_r, "unit": "showers/s",
+                     "note": f"amsnb.io.read, {load()}"})
+        rows.append({"name": "ROOT read / np.load speed", "value": t_l / t_r, "unit": "ratio",
+                     "note": "same arrays; 1 = as fast as np.load"})
     finally:
         for f in tmp.glob("*"):
             f.unlink()

@@ -23,6 +23,11 @@ def machine() -> str:
     return f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def load() -> str:
+    """The 1/5/15-minute load averages: on a shared machine wall-clock figures scale with it (compare ratios)."""
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else "load n/a"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes (minutes), skips the fresh-venv install")
@@ -30,6 +35,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     only = {a for a in args.only.split(",") if a}
     rows, failed = [], []
+    load_start = load()
     for path in sorted(HERE.glob("bench_*.py")):
         area = path.stem[len("bench_"):]
         if only and area not in only:
@@ -46,7 +52,8 @@ def main(argv=None) -> int:
             traceback.print_exc()
         print(f"[{area}] {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     width = max((len(r["name"]) for r in rows), default=10)
-    print(f"\namsnb benchmarks on {machine()} ({'quick' if args.quick else 'full'})\n")
+    print(f"\namsnb benchmarks on {machine()} ({'quick' if args.quick else 'full'}); {load_start} at the start, "
+          f"{load()} at the end\n")
     print(f"{'area':8} {'benchmark':{width}} {'value':>12} {'unit':12} note")
     for r in rows:
         v = r["value"]
@@ -55,7 +62,8 @@ def main(argv=None) -> int:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
-        json.dumps({"machine": machine(), "quick": args.quick, "rows": rows}, indent=2))
+        json.dumps({"machine": machine(), "load_start": load_start, "load_end": load(), "quick": args.quick,
+                    "rows": rows}, indent=2))
     if failed:
         print(f"\nFAILED benchmarks: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

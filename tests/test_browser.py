@@ -1,4 +1,5 @@
-"""Real-browser tests of the Voila apps: Voila serves the app, Playwright drives Debian's Chromium.
+"""Real-browser tests of the Voila apps and of JupyterLab: Voila (or JupyterLab) serves the page, Playwright drives
+Debian's Chromium. The widget figures are ipympl canvases in both; each test checks they render (non-blank pixels).
 
 The browser is ``/usr/bin/chromium`` (``apt-get install chromium``; ``.ci/run`` installs it); Playwright never
 downloads one. Without it these tests FAIL, unless ``AMSNB_SKIP_BROWSER=1`` says to skip them. Screenshots go to
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -108,21 +108,60 @@ def _wait_change(page, selector: str, old: str, timeout_s: float = 30.0) -> str:
     raise AssertionError(f"{selector} did not change from {old!r} within {timeout_s} s")
 
 
-_READOUT = re.compile(r"(?P<model>\S+) / (?P<set>\S+), E in .*?\nthreshold = (?P<thr>\S+) \| electron efficiency = "
-                      r"(?P<eff>\S+) .*?\| proton rejection = (?P<rej>.*?) \| misidentified protons = (?P<mis>\d+) / "
-                      r"\d+ \| lost electrons = (?P<lost>\d+) / \d+", re.S)
-
-
-def _parse(text: str) -> dict:
-    m = _READOUT.search(text)
-    assert m, f"readout not understood: {text!r}"
-    return m.groupdict()
+def _parse(page) -> dict:
+    """The tuner's readout: model and set from its header, each table row's text, the exact values from the
+    table's data attributes."""
+    header = page.inner_text(".amsnb-readout .amsnb-readout-text b").strip()
+    model, eval_set = header.split(" / ")
+    table = page.locator(".amsnb-readout .amsnb-readout-values").first
+    rows = {}
+    for row in table.locator("tr").all():
+        cells = row.locator("td").all_inner_texts()
+        rows[cells[0].strip()] = cells[1].strip()
+    return {"model": model, "set": eval_set, "rows": rows, "thr": float(table.get_attribute("data-threshold")),
+            "eff": float(table.get_attribute("data-efficiency"))}
 
 
 def _expect(point) -> dict:
-    """What the page must show for an amsnb.metrics working point (formats of readout_text)."""
-    return {"eff": f"{point.efficiency:.6f}", "rej": point.rejection_text(), "mis": str(point.n_bkg_pass),
-            "lost": str(point.n_sig_lost)}
+    """What the page must show for an amsnb.metrics working point (the rows of readout_rows)."""
+    from amsnb.widgets.threshold_tuner import readout_rows
+
+    return dict(readout_rows(point))
+
+
+def _figure_png(page, selector: str) -> bytes:
+    """Screenshot of the figure inside ``selector`` (the ipympl image canvas, or the PNG image itself)."""
+    loc = page.locator(f"{selector} canvas").first if page.locator(f"{selector} canvas").count() else \
+        page.locator(selector).first
+    return loc.screenshot()
+
+
+def _non_blank(page, selector: str, name: str, timeout_s: float = 60.0) -> float:
+    """Wait until the figure's screenshot (the ipympl canvas inside ``selector``, or the PNG image ``selector``)
+    has drawn content (> 3 % of its pixels differ from its most common colour, the background; a blank canvas has
+    none); save it as ``tests/artifacts/<name>.png``; return that fraction."""
+    import io
+
+    from PIL import Image
+
+    loc = page.locator(selector).first
+    loc.wait_for(state="visible", timeout=int(timeout_s * 1000))
+    if page.locator(f"{selector} canvas").count():  # an ipympl figure: its image canvas (the first)
+        loc = page.locator(f"{selector} canvas").first
+    deadline = time.time() + timeout_s
+    frac, box = 0.0, None
+    while time.time() < deadline:
+        box = loc.bounding_box()
+        if box and box["width"] > 100 and box["height"] > 100:
+            png = loc.screenshot()
+            arr = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3)
+            colours, counts = np.unique(arr, axis=0, return_counts=True)
+            frac = float(1.0 - counts.max() / counts.sum())
+            if frac > 0.03:
+                (ARTIFACTS / f"{name}.png").write_bytes(png)
+                return frac
+        time.sleep(0.5)
+    raise AssertionError(f"{selector} stayed blank (box {box}, {frac:.1%} drawn pixels)")
 
 
 def test_threshold_tuner_app_keyboard(browser):
@@ -135,13 +174,14 @@ def test_threshold_tuner_app_keyboard(browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     with voila(app) as url:
         page.goto(url, timeout=RENDER_TIMEOUT_MS)
-        page.wait_for_selector(".amsnb-readout .amsnb-readout-text", timeout=RENDER_TIMEOUT_MS)
+        page.wait_for_selector(".amsnb-readout .amsnb-readout-values", timeout=RENDER_TIMEOUT_MS)
+        assert "Demonstration scores" in page.inner_text(".amsnb-demo-banner")
+        _non_blank(page, ".amsnb-tuner-figure", "voila_threshold_tuner_canvas")
         first = page.inner_text(".amsnb-readout")
-        shown = _parse(first)
+        shown = _parse(page)
         arr = demo_scores(seed=params["seed"])[shown["model"]][shown["set"]]
         score, label = np.asarray(arr["score"], np.float32), arr["label"]
-        assert {k: shown[k] for k in ("eff", "rej", "mis", "lost")} == _expect(
-            metrics.rejection_at_efficiency(score, label, efficiency=params["efficiency"]))
+        assert shown["rows"] == _expect(metrics.rejection_at_efficiency(score, label, efficiency=params["efficiency"]))
 
         # target-efficiency slider: two steps right, one left (step 0.001)
         handle = page.locator(".amsnb-eff-slider .noUi-handle").first
@@ -151,11 +191,12 @@ def test_threshold_tuner_app_keyboard(browser):
                          ("ArrowLeft", params["efficiency"] + 0.001)):
             page.keyboard.press(key)
             text = _wait_change(page, ".amsnb-readout", text)
-            shown = _parse(text)
+            shown = _parse(page)
             want = metrics.rejection_at_efficiency(score, label, efficiency=round(eff, 3))
-            assert {k: shown[k] for k in ("eff", "rej", "mis", "lost")} == _expect(want), key
+            assert shown["rows"] == _expect(want), key
+            assert shown["eff"] == want.efficiency
             # and the same numbers for the threshold that target gave
-            assert float(shown["thr"]) == pytest.approx(want.threshold, rel=1e-9)
+            assert shown["thr"] == pytest.approx(want.threshold, rel=1e-9)
             at_thr = metrics.rejection_at_threshold(score, label, threshold=want.threshold)
             assert _expect(at_thr) == _expect(want)
 
@@ -164,15 +205,15 @@ def test_threshold_tuner_app_keyboard(browser):
         thr_handle = page.locator(".amsnb-thr-slider .noUi-handle").first
         thr_handle.wait_for(state="visible", timeout=30_000)
         text = _wait_change(page, ".amsnb-readout", text) if page.inner_text(".amsnb-readout") != text else text
-        before = float(_parse(text)["thr"])
+        before = _parse(page)["thr"]
         thr_handle.focus()
         page.keyboard.press("ArrowRight")
         text = _wait_change(page, ".amsnb-readout", text)
-        shown = _parse(text)
-        thr = float(shown["thr"])
+        shown = _parse(page)
+        thr = shown["thr"]
         assert thr > before
         want = metrics.rejection_at_threshold(score, label, threshold=np.float64(thr))
-        assert {k: shown[k] for k in ("eff", "rej", "mis", "lost")} == _expect(want)
+        assert shown["rows"] == _expect(want) and shown["eff"] == want.efficiency
         page.screenshot(path=str(ARTIFACTS / "threshold_tuner.png"), full_page=True)
     page.close()
 
@@ -205,6 +246,7 @@ def test_shower_browser_app_next(browser):
             time.sleep(0.2)
         first = label.inner_text().strip()
         assert first == expected_first
+        _non_blank(page, ".amsnb-shower-figure", "voila_shower_browser_canvas")
         page.locator(".amsnb-next").first.click()
         assert _wait_change(page, ".amsnb-event-label", first).strip() == expected_next
         # back with the keys box: "p" steps to the previous event
@@ -253,6 +295,8 @@ def test_cut_explorer_app_keyboard(browser):
         assert (lo0, hi0) == cutset[params["cut"]].window(params["set_name"])
         assert _final_counts(page) == expected(lo0, hi0)
         before = _final_counts(page)
+        _non_blank(page, ".amsnb-cut-figure", "voila_cut_explorer_canvas")
+        figure_before = _figure_png(page, ".amsnb-cut-figure")
 
         handle = page.locator(".amsnb-cut-lo .noUi-handle").first
         handle.focus()
@@ -270,5 +314,176 @@ def test_cut_explorer_app_keyboard(browser):
         assert lo > lo0 and hi == hi0
         assert shown == expected(lo, hi)
         assert shown != before and sum(shown) < sum(before)
+        deadline = time.time() + 30  # and the N-1 figure was redrawn (the window line moved)
+        while _figure_png(page, ".amsnb-cut-figure") == figure_before and time.time() < deadline:
+            time.sleep(0.5)
+        assert _figure_png(page, ".amsnb-cut-figure") != figure_before, "the N-1 figure did not follow the slider"
+        time.sleep(1.0)  # the last of the key presses' redraws
         page.screenshot(path=str(ARTIFACTS / "cut_explorer.png"), full_page=True)
+    page.close()
+
+
+# ------------------------------------------------------------------------------------------------ JupyterLab
+@contextlib.contextmanager
+def jupyterlab(root: Path):
+    """JupyterLab on ``root`` (no token, 127.0.0.1, a free port), with its settings and workspaces in ``root``'s
+    parent (nothing written to ~/.jupyter) and notebook windowing off (every output rendered, in view or not)."""
+    port = _free_port()
+    settings = root.parent / "lab-settings"
+    (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True, exist_ok=True)
+    (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        '{"windowingMode": "none"}')
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True, exist_ok=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}')
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(root.parent / "lab-workspaces"),
+           "JUPYTER_RUNTIME_DIR": str(root.parent / "runtime")}
+    env.pop("MPLBACKEND", None)  # the kernel's default backend (inline), as for a user
+    log = ARTIFACTS / "jupyterlab.log"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--IdentityProvider.token=",
+                                 "--ServerApp.password=", "--ip", "127.0.0.1", f"--port={port}", "--allow-root",
+                                 f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+                                 "--LabApp.extension_manager=readonly"],
+                                cwd=root, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {proc.returncode}; see {log}")
+            try:
+                with urllib.request.urlopen(url + "api/status", timeout=5):
+                    break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail(f"jupyter lab did not answer on {url} within 90 s; see {log}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _with_parameters(src: Path, dst: Path, values: dict) -> None:
+    """Copy a notebook with its ``parameters`` cell's declared names set to ``values`` (the others kept)."""
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    lines = []
+    for line in cell.source.splitlines():
+        name = line.split("=")[0].strip()
+        lines.append(f"{name} = {values[name]!r}" if "=" in line and name in values else line)
+    cell.source = "\n".join(lines)
+    nbformat.write(nb, dst)
+
+
+def _run_all(page, url: str, notebook: str) -> None:
+    """Open ``notebook`` in JupyterLab, wait for its kernel, run all cells (JupyterLab's own command)."""
+    page.goto(f"{url}lab/tree/{notebook}", timeout=RENDER_TIMEOUT_MS)
+    page.wait_for_function(f"() => window.jupyterapp && window.jupyterapp.shell.currentWidget && "
+                           f"window.jupyterapp.shell.currentWidget.context && "
+                           f"window.jupyterapp.shell.currentWidget.context.path === '{notebook}' && "
+                           "window.jupyterapp.shell.currentWidget.sessionContext && "
+                           "window.jupyterapp.shell.currentWidget.sessionContext.session && "
+                           "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel && "
+                           "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+                           timeout=RENDER_TIMEOUT_MS)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def _lab_idle(page, timeout_s: float = 120.0) -> None:
+    """Wait until every cell has run (no cell prompt shows [*]) and the kernel is idle."""
+    page.wait_for_function("() => { const w = window.jupyterapp.shell.currentWidget; "
+                           "return w.sessionContext.session.kernel.status === 'idle' && "
+                           "!Array.from(document.querySelectorAll('.jp-InputPrompt')).some("
+                           "e => e.textContent.includes('*')); }", timeout=int(timeout_s * 1000))
+
+
+def test_jupyterlab_notebook01_and_tuner(browser, tmp_path):
+    """JupyterLab, as a user runs it: notebook 01 with the smoke profile's parameters and the threshold tuner page,
+    Run All. The ipympl canvases of the shower browser and of the tuner render (non-blank pixels), "next" shows
+    the event amsnb's ShowerBrowser shows for the same sample, and a slider key gives amsnb.metrics' numbers."""
+    import shutil
+
+    import matplotlib
+
+    from amsnb import io, metrics, profiles
+    from amsnb.widgets.threshold_tuner import demo_scores
+
+    root = tmp_path / "lab"
+    root.mkdir()
+    workdir = tmp_path / "run"
+    smoke_data = ARTIFACTS / "smoke" / "data" / "ecal"
+    if smoke_data.is_dir():  # a smoke run's raw samples: reused (their stamps decide), else simulated here
+        shutil.copytree(smoke_data, workdir / "data" / "ecal")
+    params = {**profiles.parameters("smoke", "01"), "profile": "smoke", "workdir": str(workdir)}
+    _with_parameters(ROOT / "notebooks" / "01_shower_exploration.ipynb", root / "01_smoke.ipynb", params)
+    shutil.copy(ROOT / "widgets" / "threshold_tuner.ipynb", root / "threshold_tuner.ipynb")
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with jupyterlab(root) as url:
+        t0 = time.time()
+        _run_all(page, url, "01_smoke.ipynb")
+        _lab_idle(page, 150)
+        label = page.locator(".amsnb-event-label").first
+        first = label.inner_text().strip()
+        _non_blank(page, ".amsnb-shower-figure", "jupyterlab_shower_browser_canvas")
+        # what amsnb shows for the same sample (cell 18 of notebook 01), headless
+        matplotlib.use("Agg")
+        from amsnb.ecal.shower_browser import ShowerBrowser
+
+        mc = io.read(workdir / "data" / "ecal" / "mc_high.root", max_events=params["max_plot_events"])
+        iss = io.read(workdir / "data" / "ecal" / "iss_test.root", max_events=params["max_plot_events"])
+        ref = ShowerBrowser({k: np.concatenate([mc[k][:150], iss[k][:150]]) for k in mc}, use_widget_canvas=False)
+        assert first == ref.w_label.value
+        ref.step(1)
+        page.locator(".amsnb-next").first.click()
+        assert _wait_change(page, ".amsnb-event-label", first).strip() == ref.w_label.value
+        _non_blank(page, ".amsnb-shower-figure", "jupyterlab_shower_browser_next")
+        page.locator(".amsnb-shower-figure").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab_notebook01.png"))
+        t_nb01 = time.time() - t0
+
+        tuner_params = _parameters("widgets/threshold_tuner.ipynb")
+        _run_all(page, url, "threshold_tuner.ipynb")
+        try:
+            page.wait_for_selector(".amsnb-readout .amsnb-readout-values", timeout=RENDER_TIMEOUT_MS)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "jupyterlab_failure.png"))
+            raise
+        try:
+            _non_blank(page, ".amsnb-tuner-figure", "jupyterlab_threshold_tuner_canvas", timeout_s=30)
+        except AssertionError:
+            # Seen once in about five runs on a loaded 2-core machine: the tuner's ipympl canvas stayed blank. A user
+            # reruns the page; so does this test, once, and it must render then (the cause is not yet found).
+            page.screenshot(path=str(ARTIFACTS / "jupyterlab_tuner_blank_first_try.png"))
+            _run_all(page, url, "threshold_tuner.ipynb")
+            page.wait_for_selector(".amsnb-readout .amsnb-readout-values", timeout=RENDER_TIMEOUT_MS)
+            _non_blank(page, ".amsnb-tuner-figure", "jupyterlab_threshold_tuner_canvas")
+        shown = _parse(page)
+        arr = demo_scores(seed=tuner_params["seed"])[shown["model"]][shown["set"]]
+        score, lab = np.asarray(arr["score"], np.float32), arr["label"]
+        assert shown["rows"] == _expect(metrics.rejection_at_efficiency(score, lab,
+                                                                        efficiency=tuner_params["efficiency"]))
+        text = page.inner_text(".amsnb-readout")
+        page.locator(".amsnb-eff-slider .noUi-handle").first.focus()
+        page.keyboard.press("ArrowRight")
+        _wait_change(page, ".amsnb-readout", text)
+        shown = _parse(page)
+        want = metrics.rejection_at_efficiency(score, lab, efficiency=round(tuner_params["efficiency"] + 0.001, 3))
+        assert shown["rows"] == _expect(want) and shown["eff"] == want.efficiency
+        save = page.locator(".amsnb-save").first
+        assert save.evaluate("e => e.scrollWidth <= e.clientWidth"), "the Save button's label is cut off"
+        page.locator(".amsnb-tuner-figure").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab_threshold_tuner.png"))
+        print(f"JupyterLab: notebook 01 (smoke) {t_nb01:.0f} s, tuner page {time.time() - t0 - t_nb01:.0f} s")
     page.close()

@@ -164,6 +164,28 @@ def test_cut_explorer_updates_when_a_slider_moves():
     assert ex.lo.disabled and not ex.hi.disabled and ex.hi.value == pytest.approx(0.2)
 
 
+def test_cut_explorer_sliders_cannot_cross():
+    """A maximum moved below the minimum is refused with a message; the window in force stays; readouts are fixed
+    point (no "1.00e+3")."""
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from amsnb.ecal.cut_explorer import CutExplorer
+
+    ex = CutExplorer(tiny_events(), cuts.from_dict(TINY), cut="energy")
+    assert "e" not in ex.lo.readout_format and ex.lo.readout_format.endswith("f")
+    ex.hi.value = 550.0
+    before = ex.state.cutset["energy"].window()
+    ex.hi.value = ex.lo.value - 10 * ex.hi.step
+    assert ex.hi.value == pytest.approx(550.0) and ex.state.cutset["energy"].window() == before
+    assert "refused" in ex.message.value and "maximum" in ex.message.value
+    ex.lo.value = 600.0  # the minimum above the maximum: refused too
+    assert ex.lo.value == pytest.approx(before[0]) and "minimum" in ex.message.value
+    ex.lo.value = 120.0  # a valid move clears the message
+    assert ex.message.value == "" and ex.state.cutset["energy"].window() == (120.0, 550.0)
+
+
 def test_cut_explorer_from_files_reads_only_what_the_cuts_need(tmp_path):
     """The app's file path: the explorer on two ROOT files equals cut_flow_files on them; bad input names itself."""
     pytest.importorskip("ipywidgets")

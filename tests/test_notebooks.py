@@ -69,6 +69,21 @@ def compare(metrics: dict, reference: dict) -> list[str]:
     return problems
 
 
+def test_figure_layout_check_runs_on_every_saved_figure(smoke_series):
+    """Workdir.save_figure checks every figure of the series for overlapping text and text running into another
+    panel (amsnb.plotting.layout) and records what it finds in figures/layout_problems.json; none is allowed.
+    The check itself is tested with deliberately bad figures in tests/test_figure_layout.py."""
+    wd, _ = smoke_series
+    saved = sorted(wd.path.glob("[0-9][0-9]_*/figures/*.png"))
+    assert saved, "the smoke series saved no figures"
+    problems = {}
+    for record in sorted(wd.path.glob("[0-9][0-9]_*/figures/layout_problems.json")):
+        for name, found in json.loads(record.read_text()).items():
+            problems[f"{record.parent.parent.name}/{name}.png"] = found
+    assert not problems, "figures with overlapping text:\n" + "\n".join(
+        f"  {fig}: " + "; ".join(found) for fig, found in problems.items())
+
+
 def test_compare_detects_drift():
     ref = {"rej": {"value": 100.0, "rel": 0.1, "why": "binomial"}, "n": {"value": 5, "abs": 0}}
     assert compare({"rej": 105.0, "n": 5}, ref) == []

@@ -12,7 +12,7 @@ from amsnb.widgets.threshold_tuner import (  # noqa: E402
     ThresholdTuner,
     demo_scores,
     readout,
-    readout_text,
+    readout_html,
     write_demo_workdir,
 )
 
@@ -38,7 +38,7 @@ def test_efficiency_slider_readout_equals_metrics(tuner, scores):
     got = tuner.current
     assert got.threshold == want.threshold and got.n_bkg_pass == want.n_bkg_pass
     assert got.rejection == pytest.approx(want.rejection) and got.efficiency == pytest.approx(want.efficiency)
-    assert readout_text(got) in tuner.w_readout.value
+    assert readout_html(got) in tuner.w_readout.value
 
 
 def test_threshold_slider_and_energy_range(tuner, scores):
@@ -114,7 +114,8 @@ def test_blitting_matches_full_draw(scores):
     with t.static() as fig:
         fig.canvas.draw()
         full = np.asarray(fig.canvas.buffer_rgba()).copy()
-    assert np.mean(np.any(blitted != full, axis=-1)) < 1e-3
+    # the blitted threshold line lies over the histogram lines (~500 px of the 864 x 351 frame)
+    assert np.mean(np.any(blitted != full, axis=-1)) < 2e-3
     assert t.wp_marker.get_animated()  # blitting resumes
     t.w_eff.value = 0.8
     assert np.any(np.asarray(t.fig.canvas.buffer_rgba()) != full)

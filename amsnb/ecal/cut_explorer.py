@@ -2,7 +2,10 @@
 
 The widget is thin wiring around :func:`explore`, a pure function (cut set + window -> cut flow + N-1 data), so the
 behaviour is tested by setting ``slider.value`` and reading ``explorer.state`` (the ipywidgets testing pattern).
-The Voila app ``widgets/cut_explorer.ipynb`` builds it with :meth:`CutExplorer.from_source`.
+The Voila app ``widgets/cut_explorer.ipynb`` builds it with :meth:`CutExplorer.from_source`. The sliders cannot
+cross: a minimum moved above the maximum (or the reverse) is refused, the slider goes back and the window label
+says why. The N-1 figure has its own style (:func:`amsnb.plotting.widget_style`) and, in a Jupyter kernel with
+ipympl, an ipympl canvas (:func:`amsnb.plotting.widget_figure`); elsewhere a PNG.
 """
 
 from __future__ import annotations
@@ -76,25 +79,24 @@ class CutExplorer:
         if cut is not None and cut not in self.cutset.names:
             raise ConfigError(f"cut='{cut}' is not in cut set '{self.cutset.name}'; choose from {self.cutset.names}")
         self.cut_select = W.Dropdown(options=self.cutset.names, value=cut or self.cutset.names[0], description="cut")
-        self.lo = W.FloatSlider(description="min", continuous_update=False, readout_format=".3g",
-                              layout=W.Layout(width="360px"))
-        self.hi = W.FloatSlider(description="max", continuous_update=False, readout_format=".3g",
-                              layout=W.Layout(width="360px"))
+        self.lo = W.FloatSlider(description="min", continuous_update=False, layout=W.Layout(width="360px"))
+        self.hi = W.FloatSlider(description="max", continuous_update=False, layout=W.Layout(width="360px"))
         self.window_label = W.HTML()
         self.table = W.HTML()
-        self.image = W.Image(format="png", layout=W.Layout(width="600px"))
+        self.message = W.HTML()
+        self._build_figure()
         for w, css in ((self.cut_select, "amsnb-cut-select"), (self.lo, "amsnb-cut-lo"), (self.hi, "amsnb-cut-hi"),
                        (self.window_label, "amsnb-cut-window"), (self.table, "amsnb-cut-table"),
-                       (self.image, "amsnb-cut-figure")):
+                       (self.image, "amsnb-cut-figure"), (self.message, "amsnb-cut-message")):
             w.add_class(css)
-        self._fig = None
         self._updating = False
         self.state: ExplorerState | None = None
         self._configure()
         self.cut_select.observe(lambda _c: self._configure(), names="value")
         self.lo.observe(self._on_slider, names="value")
         self.hi.observe(self._on_slider, names="value")
-        self.widget = W.VBox([W.HBox([self.cut_select, self.lo, self.hi]), self.window_label, self.table, self.image])
+        self.widget = W.VBox([W.HBox([self.cut_select, self.lo, self.hi]), self.message, self.window_label,
+                              self.table, self.image])
 
     @classmethod
     def from_source(cls, data_files: str = "", cuts="default", set_name: str | None = None, cut: str | None = None,
@@ -117,14 +119,30 @@ class CutExplorer:
             s.min, s.max = -1e300, 1e300  # avoid transient min > max clamps while resetting
             s.min, s.max = float(vmin), float(vmax)
             s.step = float((vmax - vmin) / self.steps)
+            s.readout_format = _readout_format(s.step)
             s.value = float(val) if enabled else (float(vmin) if s is self.lo else float(vmax))
             s.disabled = not enabled
         self._updating = False
         self.update()
 
-    def _on_slider(self, _change) -> None:
-        if not self._updating:
-            self.update()
+    def _on_slider(self, change) -> None:
+        if self._updating:
+            return
+        if not (self.lo.disabled or self.hi.disabled) and self.lo.value > self.hi.value:
+            moved = "minimum" if change["owner"] is self.lo else "maximum"
+            self.message.value = (f"<span style='color:#bd1f01'>refused: the {moved} "
+                                  f"{_readout(change['new'], self.lo.step)} would pass the "
+                                  f"{'maximum' if moved == 'minimum' else 'minimum'} "
+                                  f"{_readout((self.hi if moved == 'minimum' else self.lo).value, self.lo.step)}; "
+                                  f"the window stays as it was</span>")
+            self._updating = True
+            try:
+                change["owner"].value = change["old"]
+            finally:
+                self._updating = False
+            return
+        self.message.value = ""
+        self.update()
 
     def update(self) -> ExplorerState:
         """Recompute for the current slider values and redraw."""
@@ -143,32 +161,56 @@ class CutExplorer:
         browser test can recompute the cut flow for precisely what the page shows."""
         cut = self.state.cutset[self.state.cut]
         lo, hi = cut.window(self.set_name)
-        parts = ([] if lo is None else [f"{lo:.6g}"]) + [f"<code>{html.escape(cut.variable)}</code>"]
-        text = " &le; ".join(parts + ([] if hi is None else [f"{hi:.6g}"]))
+        step = self.lo.step if not self.lo.disabled else self.hi.step
+        parts = ([] if lo is None else [_readout(lo, step)]) + [f"<code>{html.escape(cut.variable)}</code>"]
+        text = " &le; ".join(parts + ([] if hi is None else [_readout(hi, step)]))
         return (f'<span class="amsnb-cut-bounds" data-lo="{lo!r}" '
                 f'data-hi="{hi!r}">{html.escape(cut.name)}: {text}</span>')
 
-    def _draw(self) -> None:
-        import matplotlib
+    def _build_figure(self) -> None:
+        import ipywidgets as W
 
-        from ..plotting import canvas_png
+        from ..plotting import widget_figure, widget_style
+
+        # off pyplot: no second copy shown by the inline backend. Fixed margins: with layout="constrained" a
+        # slider release took 220 ms instead of 90 ms (bench_widgets.cut_explorer(quick=True), 2e4 events)
+        self._fig, self._interactive = widget_figure((6.5, 4), dpi=100)
+        with widget_style():
+            self._ax = self._fig.add_subplot()
+        self._fig.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.9)
+        if self._interactive:
+            self.image = self._fig.canvas
+        else:
+            width, height = (int(round(x)) for x in self._fig.bbox.size)
+            self.image = W.Image(format="png", layout=W.Layout(width=f"{width}px", height=f"{height}px"))
+
+    def _draw(self) -> None:
+        from ..plotting import canvas_png, freeze_style, request_draw, widget_style
         from ..plotting.cuts import single_n_minus_one
 
-        if self._fig is None:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-
-            # off pyplot: no second copy shown by the inline backend. Fixed margins: with layout="constrained" a
-            # slider release took 220 ms instead of 90 ms (bench_widgets.cut_explorer(quick=True), 2e4 events)
-            self._fig = Figure(figsize=(6, 4), dpi=matplotlib.rcParams["figure.dpi"])
-            FigureCanvasAgg(self._fig)
-            self._ax = self._fig.add_subplot()
-            self._fig.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.92)
-        single_n_minus_one(self.state.nm1, self._ax)
-        self._fig.canvas.draw()
-        self.image.value = canvas_png(self._fig)
+        with widget_style():  # the draw too: ticks are made at draw time, in the rcParams then in force
+            single_n_minus_one(self.state.nm1, self._ax)
+            if self._interactive:
+                freeze_style(self._fig)
+            else:
+                self._fig.canvas.draw()
+        if self._interactive:
+            request_draw(self._fig)  # ipympl: drawn when the browser asks
+        else:
+            self.image.value = canvas_png(self._fig)
 
     def _ipython_display_(self):
         from IPython.display import display
 
         display(self.widget)
+
+
+def _readout_format(step: float) -> str:
+    """Slider readout with as many decimals as the step needs, never exponent notation (``1000``, not ``1.00e+3``)."""
+    if not step > 0:
+        return ".2f"
+    return f".{max(0, min(6, -int(np.floor(np.log10(step)))))}f"
+
+
+def _readout(value: float, step: float) -> str:
+    return format(float(value), _readout_format(step))

@@ -44,7 +44,10 @@ def event_display(image: np.ndarray, title: str = "", fig=None, vmin: float = 1.
         ax.invert_yaxis()
         ax.set_xlabel(f"cell ({name} view, {CELL_PITCH_CM} cm)", fontsize=14)
         ax.set_ylabel(f"{name}-view layer (top = 0)", fontsize=14)
-    fig.colorbar(art.pcolormesh, ax=list(axes), label="cell energy [MeV]")
+        ax.tick_params(labelsize=12)  # the ROOT style's tick labels would dwarf the axis labels
+    cbar = fig.colorbar(art.pcolormesh, ax=list(axes))
+    cbar.set_label("cell energy [MeV]", fontsize=14)
+    cbar.ax.tick_params(labelsize=12)
     if title:
         fig.suptitle(title, fontsize=15)
     return fig
@@ -68,9 +71,14 @@ def mean_showers(means: dict[str, np.ndarray], vmin: float = 0.1):
         half = img.shape[1] // 2
         for col, (part, view) in enumerate(zip(view_images(img), "xy")):
             h = np.where(part > 0, part, np.nan).T
-            hep.hist2dplot(h, np.arange(-half, half + 2) - 0.5, np.arange(len(part) + 1), ax=axes[row, col],
-                           flow="none",
-                           norm=LogNorm(vmin=vmin, vmax=max(float(np.nanmax(img)), vmin * 10)), cbarextend=False)
+            art = hep.hist2dplot(h, np.arange(-half, half + 2) - 0.5, np.arange(len(part) + 1), ax=axes[row, col],
+                                 flow="none",
+                                 norm=LogNorm(vmin=vmin, vmax=max(float(np.nanmax(img)), vmin * 10)),
+                                 cbarextend=False)
+            if getattr(art, "cbar", None) is not None:
+                art.cbar.set_label("mean cell energy [MeV]", fontsize=12)
+                art.cbar.ax.tick_params(labelsize=11)
+            axes[row, col].tick_params(labelsize=11)
             axes[row, col].invert_yaxis()
             axes[row, col].set_title(f"mean {name}, {view} view", fontsize=14)
             axes[row, col].set_xlabel("cell relative to the shower axis", fontsize=13)
@@ -116,6 +124,7 @@ def variable_grid(samples: dict[str, dict[str, np.ndarray]], variables, bins: in
     import hist
     import matplotlib.pyplot as plt
     import mplhep as hep
+    from matplotlib.ticker import MaxNLocator
 
     nrows = int(np.ceil(len(variables) / ncols))
     fig = plt.figure(figsize=(4.2 * ncols, 4.4 * nrows))
@@ -137,11 +146,14 @@ def variable_grid(samples: dict[str, dict[str, np.ndarray]], variables, bins: in
             hep.histplot(hs[name], ax=ax, label=name, color=_color(name), flow="none")
         ax.set_ylabel("fraction", fontsize=10)
         ax.set_yscale("log")
+        ax.tick_params(labelsize=9)
         positive = [v for h in hs.values() for v in h.values() if v > 0]
         if positive:
             ax.set_ylim(0.5 * min(positive), 2 * max(positive))
-        if i == 0:
-            ax.legend(fontsize=8)
+        if i == 0:  # one legend for every panel, above the grid
+            handles, labels_ = ax.get_legend_handles_labels()
+            fig.legend(handles, labels_, loc="lower center", bbox_to_anchor=(0.5, 0.9), ncols=len(labels_),
+                       fontsize=11, frameon=False)
         if ratio:
             ax.set_xlabel("")
             ax.tick_params(labelbottom=False)
@@ -151,8 +163,11 @@ def variable_grid(samples: dict[str, dict[str, np.ndarray]], variables, bins: in
             err = np.divide(np.sqrt(num.variances()), den.values(), out=np.full(bins, np.nan), where=den.values() > 0)
             rax.errorbar(num.axes[0].centers, r, yerr=err, fmt="o", ms=2, color="k")
             rax.axhline(1, color="grey", lw=1)
-            rax.set_ylim(0, 2)
-            rax.set_ylabel(f"{ratio[0][:3]}/{ratio[1][:3]}", fontsize=8)
+            top = float(np.nanmax(r + err)) if np.isfinite(r).any() else 2.0
+            rax.set_ylim(0, min(max(2.0, 1.1 * top), 10.0))  # points above 2 shown, not clipped
+            rax.tick_params(labelsize=9)
+            rax.yaxis.set_major_locator(MaxNLocator(nbins=3, prune="both"))  # clear of the log axis and the x labels
+            rax.set_ylabel(f"{ratio[0][:3]}/{ratio[1][:3]}", fontsize=9)
             rax.set_xlabel(LABELS.get(var, var), fontsize=10)
         else:
             ax.set_xlabel(LABELS.get(var, var), fontsize=10)
@@ -163,8 +178,8 @@ def knob_effects(effects: dict[str, dict[str, dict[str, float]]]):
     """Heat map of the mean shift (in MC standard deviations) each domain knob causes, per variable and class."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(effects), figsize=(7 * len(effects), 4.8), squeeze=False)
-    for ax, (part, table) in zip(axes[0], effects.items()):
+    fig, axes = plt.subplots(1, len(effects), figsize=(7 * len(effects), 4.8), squeeze=False, sharey=True)
+    for i, (ax, (part, table)) in enumerate(zip(axes[0], effects.items())):
         knobs = list(table)
         variables = list(next(iter(table.values())))
         m = np.array([[table[k][v] for v in variables] for k in knobs])
@@ -172,12 +187,15 @@ def knob_effects(effects: dict[str, dict[str, dict[str, float]]]):
         ax.set_xticks(range(len(variables)), [LABELS.get(v, v) for v in variables], rotation=60, ha="right",
                       fontsize=9)
         ax.set_yticks(range(len(knobs)), knobs, fontsize=9)
+        ax.tick_params(length=0, labelleft=i == 0)  # one knob column for both maps; no ticks over the cells
         for (r, c), val in np.ndenumerate(m):
             if abs(val) >= 0.05:
                 ax.text(c, r, f"{val:+.2f}", ha="center", va="center", fontsize=7)
         ax.set_title(f"ISS - MC shift per knob, {part}s [MC std]", fontsize=11)
         ax.minorticks_off()
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    cbar = fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    cbar.set_label("ISS - MC mean shift [MC std]", fontsize=11)
+    cbar.ax.tick_params(labelsize=10)
     return fig
 
 

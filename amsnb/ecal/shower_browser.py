@@ -3,11 +3,15 @@ lateral profiles and the event's reconstructed variables.
 
 The logic is two pure functions, :func:`select_events` and :func:`event_view` (tested without any widget); the
 :class:`ShowerBrowser` only wires ipywidgets to them. The figure is built once and its artists are mutated per
-event and blitted over a cached background, so an update takes ~10-20 ms; with ipympl (``%matplotlib widget``) the
-canvas is itself a widget, otherwise the Agg buffer is sent as a PNG to an ``Image`` widget (Voila, papermill).
+event and blitted over a cached background, so an update takes ~10-20 ms. Inside a Jupyter kernel with ipympl
+installed (JupyterLab, Voila, whatever ``%matplotlib`` backend) the canvas is an ipympl widget (zoom, pan; the first
+full draw happens when the browser shows it, never before: see :func:`amsnb.plotting.widget_figure`); otherwise
+(plain Python, ``use_widget_canvas=False``) the Agg buffer is sent as a PNG to an ``Image`` widget at its exact size.
+The figure has its own style (:func:`amsnb.plotting.widget_style`), independent of the notebook's.
 
 Stable hooks for browser tests: CSS classes ``amsnb-event-label`` (text "event 3 / 200, E = 1234.5 GeV"),
-``amsnb-reco-table``, ``amsnb-next``, ``amsnb-prev``, ``amsnb-keys`` (type n / p to step).
+``amsnb-reco-table``, ``amsnb-next``, ``amsnb-prev``, ``amsnb-keys`` (type n / p to step), ``amsnb-shower-figure``
+(the canvas or image).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, EmptySelectionError
-from ..schema import DOMAIN_NAMES, N_CELLS
+from ..schema import DOMAIN_NAMES, ECAL, N_CELLS
 from .reco import IS_X, LAYER_X0, lateral_profile
 
 #: Variables shown in the event's table.
@@ -86,9 +90,41 @@ def event_view(data: dict[str, np.ndarray], index: int) -> dict:
     }
 
 
+def _unit(name: str) -> str:
+    try:
+        return ECAL[name].unit
+    except (KeyError, AttributeError, TypeError):
+        return ""
+
+
+def format_value(value: float) -> str:
+    """A table value for the eye: integers as integers, else 4 significant digits without exponent notation
+    (down to 1e-4; smaller magnitudes keep the exponent)."""
+    v = float(value)
+    if not np.isfinite(v):
+        return str(v)
+    if v == int(v) and abs(v) < 1e7:
+        return f"{int(v)}"
+    if abs(v) >= 1e-4:
+        digits = max(0, 3 - int(np.floor(np.log10(abs(v)))))
+        return f"{v:.{digits}f}"
+    return f"{v:.3g}"
+
+
 def table_html(rows) -> str:
-    cells = "".join(f"<tr><td>{k}</td><td style='text-align:right'>{v:.4g}</td></tr>" for k, v in rows)
-    return f"<table class='amsnb-reco-vars' style='font-size:11px'>{cells}</table>"
+    """The variables table: name, value, unit."""
+    cells = "".join(f"<tr><td>{k}</td><td style='text-align:right;padding:0 4px'>{format_value(v)}</td>"
+                    f"<td>{_unit(k)}</td></tr>" for k, v in rows)
+    head = "<tr><th style='text-align:left'>variable</th><th>value</th><th style='text-align:left'>unit</th></tr>"
+    return f"<table class='amsnb-reco-vars' style='font-size:12px'>{head}{cells}</table>"
+
+
+def empty_label(particle: str, domain: str, energy_range) -> str:
+    """The readout when the filters select nothing: ``no events match: class unknown, domain all, E 57-2480 GeV``."""
+    text = f"no events match: class {particle}, domain {domain}"
+    if energy_range is not None:
+        text += f", E {energy_range[0]:.0f}-{energy_range[1]:.0f} GeV"
+    return text
 
 
 def _load(data, n: int, seed: int, energy_range) -> dict[str, np.ndarray]:
@@ -133,53 +169,45 @@ class ShowerBrowser:
 
     # ---------------------------------------------------------------- figure (built once, artists mutated)
     def _build_figure(self, use_widget_canvas):
-        import matplotlib
-
-        backend = matplotlib.get_backend().lower()
-        self.widget_canvas = ("ipympl" in backend or "widget" in backend) if use_widget_canvas is None \
-            else use_widget_canvas
         from matplotlib.colors import LogNorm
 
-        if self.widget_canvas:
-            import matplotlib.pyplot as plt
+        from ..plotting import widget_figure, widget_style
 
-            with plt.ioff():
-                fig = plt.figure(figsize=(10, 6.5))
-            fig.canvas.header_visible = False
-        else:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-
-            fig = Figure(figsize=(10, 6.5), dpi=80)  # 800 x 520 px: the PNG per event stays small and fast
-            FigureCanvasAgg(fig)
-        gs = fig.add_gridspec(2, 2, height_ratios=(1, 1))
-        self.ax_x, self.ax_y = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
-        self.ax_long, self.ax_lat = fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])
-        norm = LogNorm(vmin=1.0, vmax=2e5)  # fixed: 1 MeV .. above the 169 GeV cell saturation
-        self.im_x = self.ax_x.imshow(np.full((int(IS_X.sum()), N_CELLS), np.nan), aspect="auto", norm=norm,
-                                     cmap="viridis", interpolation="nearest")
-        self.im_y = self.ax_y.imshow(np.full((int((~IS_X).sum()), N_CELLS), np.nan), aspect="auto", norm=norm,
-                                     cmap="viridis", interpolation="nearest")
-        fig.colorbar(self.im_y, ax=[self.ax_x, self.ax_y], label="MeV", shrink=0.9)
-        for ax, v in ((self.ax_x, "x"), (self.ax_y, "y")):
-            ax.set_xlabel(f"cell ({v} view)")
-            ax.set_ylabel("layer")
-        depth = (np.arange(18) + 0.5) * LAYER_X0
-        (self.line_long,) = self.ax_long.plot(depth, np.zeros(18), "o-", ms=3)
-        self.ax_long.set_xlabel(r"depth [$X_0$]")
-        self.ax_long.set_ylabel("energy fraction")
-        self.ax_long.set_ylim(1e-4, 1)
-        self.ax_long.set_yscale("log")
-        centres = 0.5 * (_LATERAL_EDGES[1:] + _LATERAL_EDGES[:-1])
-        (self.line_lat,) = self.ax_lat.step(centres, np.full(len(centres), 1e-5), where="mid")
-        self.ax_lat.set_yscale("log")
-        self.ax_lat.set_ylim(1e-5, 1)
-        self.ax_lat.set_xlabel("distance to axis [cm]")
-        self.ax_lat.set_ylabel("energy fraction")
-        self.title = fig.suptitle("")
-        fig.subplots_adjust(hspace=0.35, wspace=0.3, right=0.82)
-        self.fig = fig
-        self._artists = (self.im_x, self.im_y, self.line_long, self.line_lat, self.title)
+        # 800 x 520 px at 80 dpi, shown at exactly that size (a PNG scaled by the browser is blurred)
+        self.fig, self.widget_canvas = widget_figure((10, 6.5), dpi=80, interactive=use_widget_canvas)
+        fig = self.fig
+        with widget_style():
+            gs = fig.add_gridspec(2, 3, width_ratios=(1, 1, 0.045), height_ratios=(1, 1), left=0.07, right=0.92,
+                                  bottom=0.09, top=0.9, hspace=0.38, wspace=0.28)
+            self.ax_x, self.ax_y = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
+            self.ax_cbar = fig.add_subplot(gs[0, 2])  # its own axis: the colour bar covers no image
+            self.ax_long, self.ax_lat = fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])
+            norm = LogNorm(vmin=1.0, vmax=2e5)  # fixed: 1 MeV .. above the 169 GeV cell saturation
+            self.im_x = self.ax_x.imshow(np.full((int(IS_X.sum()), N_CELLS), np.nan), aspect="auto", norm=norm,
+                                         cmap="viridis", interpolation="nearest")
+            self.im_y = self.ax_y.imshow(np.full((int((~IS_X).sum()), N_CELLS), np.nan), aspect="auto", norm=norm,
+                                         cmap="viridis", interpolation="nearest")
+            fig.colorbar(self.im_y, cax=self.ax_cbar, label="cell energy [MeV]")
+            for ax, v in ((self.ax_x, "x"), (self.ax_y, "y")):
+                ax.set_xlabel(f"cell ({v} view)")
+                ax.set_ylabel(f"layer ({v} view)")
+            depth = (np.arange(18) + 0.5) * LAYER_X0
+            (self.line_long,) = self.ax_long.plot(depth, np.zeros(18), "o-", ms=3)
+            self.ax_long.set_xlabel(r"depth [$X_0$]")
+            self.ax_long.set_ylabel("energy fraction per layer")
+            self.ax_long.set_ylim(1e-4, 1)
+            self.ax_long.set_yscale("log")
+            centres = 0.5 * (_LATERAL_EDGES[1:] + _LATERAL_EDGES[:-1])
+            (self.line_lat,) = self.ax_lat.step(centres, np.full(len(centres), 1e-5), where="mid")
+            self.ax_lat.set_yscale("log")
+            self.ax_lat.set_ylim(1e-5, 1)
+            self.ax_lat.set_xlabel("distance to the shower axis [cm]")
+            self.ax_lat.set_ylabel("energy fraction per bin")
+            self.title = fig.suptitle("")
+            self.empty_text = fig.text(0.5, 0.5, "", ha="center", va="center", fontsize=13, color="#bd1f01",
+                                       bbox={"facecolor": "white", "edgecolor": "#bd1f01"})
+            fig.draw_without_rendering()  # creates the ticks now, in this style (no canvas draw: safe before display)
+        self._artists = (self.im_x, self.im_y, self.line_long, self.line_lat, self.title, self.empty_text)
 
     def _build_widgets(self):
         import ipywidgets as w
@@ -189,13 +217,13 @@ class ShowerBrowser:
         self.w_class = w.Dropdown(options=["all", "electron", "proton", "unknown"], value="all", description="class")
         self.w_domain = w.Dropdown(options=["all", "mc", "iss"], value="all", description="domain")
         self.w_energy = w.FloatRangeSlider(value=(emin, emax), min=emin, max=max(emax, emin + 1), step=1.0,
-                                           description="E [GeV]", continuous_update=False,
+                                           description="E [GeV]", continuous_update=False, readout_format=".0f",
                                            layout=w.Layout(width="420px"))
         self.w_prev = w.Button(description="◀ prev", tooltip="previous event (key p)")
         self.w_next = w.Button(description="next ▶", tooltip="next event (key n)")
         self.w_keys = w.Text(value="", placeholder="type n / p", description="keys", layout=w.Layout(width="160px"))
         self.w_label = w.Label(value="")
-        self.w_table = w.HTML(value="")
+        self.w_table = w.HTML(value="", layout=w.Layout(min_width="250px", flex="0 0 auto", margin="0 0 0 8px"))
         for widget, css in ((self.w_label, "amsnb-event-label"), (self.w_table, "amsnb-reco-table"),
                             (self.w_next, "amsnb-next"), (self.w_prev, "amsnb-prev"), (self.w_keys, "amsnb-keys"),
                             (self.w_class, "amsnb-class"), (self.w_domain, "amsnb-domain"),
@@ -206,15 +234,15 @@ class ShowerBrowser:
         self.w_keys.observe(self._on_key, names="value")
         for ctl in (self.w_class, self.w_domain, self.w_energy):
             ctl.observe(self._on_filter, names="value")
-        # without ipympl the Agg buffer is shipped as a PNG to an Image widget (ipympl's canvas does not render
-        # under this project's Voila: its initial image state arrives broken, see widgets/threshold_tuner)
-        self.image = None if self.widget_canvas else w.Image(format="png", layout=w.Layout(width="760px"))
-        if self.image is not None:
-            self.image.add_class("amsnb-shower-figure")
+        width, height = (int(round(x)) for x in self.fig.bbox.size)
+        self.image = None if self.widget_canvas else w.Image(
+            format="png", layout=w.Layout(width=f"{width}px", height=f"{height}px", min_width=f"{width}px"))
         canvas = self.fig.canvas if self.widget_canvas else self.image
+        canvas.add_class("amsnb-shower-figure")
         controls = w.HBox([self.w_class, self.w_domain, self.w_energy])
         nav = w.HBox([self.w_prev, self.w_next, self.w_keys, self.w_label])
-        self.widget = w.VBox([controls, nav, w.HBox([canvas, self.w_table])])
+        # the table goes below the figure where the output area is narrower than both
+        self.widget = w.VBox([controls, nav, w.HBox([canvas, self.w_table], layout=w.Layout(flex_flow="row wrap"))])
 
     # ---------------------------------------------------------------- behaviour
     def _on_key(self, change):
@@ -238,8 +266,20 @@ class ShowerBrowser:
         if len(self.selection):
             self.show(0)
         else:
-            self.w_label.value = f"no event: {particle}, {domain}, E in {energy_range}"
+            self.show_empty(empty_label(particle, domain, energy_range))
         return len(self.selection)
+
+    def show_empty(self, text: str) -> None:
+        """The "no events match" state: empty views and profiles, the reason in the label and on the figure."""
+        self.im_x.set_data(np.ma.masked_all(self.im_x.get_array().shape))
+        self.im_y.set_data(np.ma.masked_all(self.im_y.get_array().shape))
+        self.line_long.set_ydata(np.full(len(self.line_long.get_xdata()), np.nan))
+        self.line_lat.set_ydata(np.full(len(self.line_lat.get_xdata()), np.nan))
+        self.title.set_text("")
+        self.empty_text.set_text(text.replace(": ", "\n", 1))
+        self.w_label.value = text
+        self.w_table.value = "<i>no event selected</i>"
+        self._redraw()
 
     def step(self, delta: int) -> None:
         if len(self.selection):
@@ -254,6 +294,7 @@ class ShowerBrowser:
         self.line_long.set_ydata(np.clip(view["longitudinal"], 1e-4, None))
         self.line_lat.set_ydata(np.clip(view["lateral"][1], 1e-5, None))
         self.title.set_text(view["title"])
+        self.empty_text.set_text("")
         if hasattr(self, "w_label"):
             self.w_label.value = event_label(self.position, len(self.selection), view["energy"])
             self.w_table.value = table_html(view["table"])
@@ -269,18 +310,15 @@ class ShowerBrowser:
             self.fig.draw_artist(artist)
 
     def _redraw(self):
+        from ..plotting import frontend_ready, request_draw
+
         canvas = self.fig.canvas
-        if self.blit:
-            if self._background is None:
-                canvas.draw()  # full draw once; the draw_event caches the background
-            else:
-                canvas.restore_region(self._background)
-                self._draw_artists()
-                canvas.blit(self.fig.bbox)
-        elif self.widget_canvas:
-            canvas.draw_idle()
-        else:
-            canvas.draw()
+        if self.blit and self._background is not None and frontend_ready(self.fig):
+            canvas.restore_region(self._background)
+            self._draw_artists()
+            canvas.blit(self.fig.bbox)
+        else:  # full draw (ipympl: when the browser shows the canvas); the draw_event caches the background
+            request_draw(self.fig)
         if self.image is not None:
             self.image.value = self.png()
 

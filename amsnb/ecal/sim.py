@@ -25,7 +25,6 @@ blocks of 2048 events (cache-sized temporaries) written into preallocated output
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -36,6 +35,7 @@ from scipy.special import gammainc, ndtri
 
 from ..errors import ConfigError
 from ..schema import CELL_PITCH_CM, DOMAIN_CODES, ECAL, N_CELLS, N_LAYERS
+from ._kernels import add_em_cells, readout_cells
 from .reco import IS_X, LAYER_X0, LAYER_Z, X0_CM, energy_from_layers, reconstruct
 
 # ------------------------------------------------------------------------------------------ constants
@@ -333,24 +333,14 @@ def _add_em(expected: np.ndarray, ev: _Event, rows: np.ndarray, e_gev: np.ndarra
     dense = len(sel) == len(half_e)
     if not dense:
         base, half_e, p, rc2, rt2 = base[sel], half_e[sel], p[sel], rc2[sel], rt2[sel]
-    x = base[:, None] + _WINDOW_EDGES[None, : ev.width + 1]
-    x2 = x * x
-    fc = x2 + rc2[:, None].astype(f32)
-    np.sqrt(fc, out=fc)
-    np.divide(x, fc, out=fc)
-    fc *= (half_e * p).astype(f32)[:, None]
-    np.add(x2, rt2[:, None].astype(f32), out=x2)
-    np.sqrt(x2, out=x2)
-    np.divide(x, x2, out=x2)
-    x2 *= (half_e * (1 - p)).astype(f32)[:, None]
-    fc += x2
-    dep = fc[:, 1:] - fc[:, :-1]
-    if dense and len(rows) == len(expected):
-        expected += dep.reshape(expected.shape)
-    elif dense:
-        expected[rows] += dep.reshape(len(rows), N_LAYERS, -1)
-    else:  # each (event, layer) pair appears once: a plain fancy += is exact
-        expected[rows[sel // N_LAYERS], sel % N_LAYERS] += dep
+    pair = (rows[:, None] * N_LAYERS + np.arange(N_LAYERS)[None, :]).ravel()
+    if not dense:
+        pair = pair[sel]
+    # one fused pass per (event, layer): each pair appears once, so the += into the (n*18, W) view is exact
+    flat = expected.reshape(-1, ev.width)
+    assert np.shares_memory(flat, expected)
+    add_em_cells(flat, pair, base, (half_e * p).astype(f32), (half_e * (1 - p)).astype(f32), rc2.astype(f32),
+                 rt2.astype(f32), _WINDOW_EDGES[: ev.width + 1])
     return lfrac
 
 
@@ -366,7 +356,14 @@ def _readout(rng, expected: np.ndarray, ev: _Event, dom: EcalDomain, gain: np.nd
     the cells into ``img`` (n, 18, 72), which must be zero."""
     n, _, w = expected.shape
     full = w == N_CELLS  # the window is the whole layer: no index arithmetic needed
-    expected *= (1 + dom.response_spread * rng.standard_normal(n)).astype(np.float32)[:, None, None]
+    resp = (1 + dom.response_spread * rng.standard_normal(n)).astype(np.float32)
+    if full:  # one fused pass per cell (amsnb.ecal._kernels), the same random numbers in the same order
+        z = rng.standard_normal(expected.shape, dtype=np.float32)
+        readout_cells(expected, resp, z, mip, gain, bool(dom.gain_spread or dom.n_dead_cells),
+                      STOCHASTIC**2 * 1e3, dom.noise_mev**2, dom.threshold_sigma * dom.noise_mev, dom.saturation_mev,
+                      img)
+        return
+    expected *= resp[:, None, None]
     # in place (the expectation is not needed afterwards): sigma = sqrt(0.104^2 E + noise^2) per cell
     sig = (STOCHASTIC**2 * 1e3) * expected
     sig += np.float32(dom.noise_mev**2)
@@ -695,24 +692,76 @@ def _simulate_block(rng, n, particle, dom, gain, lo, hi, norm, width, spectral_i
 
 def simulate_to_root(path: str | Path, n: int, particle: str = "electron", domain: str | EcalDomain = "mc",
                      seed: int = 0, energy_range: tuple[float, float] = (200.0, 2000.0), chunk: int = 20_000,
-                     progress: bool = True, **kwargs) -> Path:
+                     progress: bool = True, workers: int | None = 1, **kwargs) -> Path:
     """Simulate ``n`` events in chunks of ``chunk`` straight into a ROOT file (bounded memory, ``.part`` until done).
 
-    Chunk ``k`` uses the seed ``(seed, k)``, so a file is reproducible and independent of the chunk it is read in.
+    Chunk ``k`` uses the seed ``(seed, k)``, so a file is reproducible and independent of the chunk it is read in,
+    and of ``workers``: chunks are simulated by that many processes (``None`` or 0: one per core) and written in
+    order, so the file holds the same events whatever the number of workers.
     """
+    _check_args(n, particle, energy_range, kwargs.get("energy_mode", "reco"))
+    n = int(n)
+    tasks = [(min(chunk, n - start), particle, domain, [int(seed), k], energy_range, n, start, int(seed), kwargs)
+             for k, start in enumerate(range(0, max(n, 1), chunk))]
+    return _chunks_to_root(Path(path), _root_chunk, tasks, n, progress, workers)
+
+
+def _root_chunk(m, particle, domain, seed, energy_range, n, start, run, kwargs) -> dict:
+    return simulate(m, particle, domain, seed=seed, energy_range=energy_range, weight_norm=n, first_event=start,
+                    run=run, **kwargs)
+
+
+def n_workers(workers: int | None, n_tasks: int) -> int:
+    """Processes to use: ``workers`` (``None``/0: the cores this process may use), at most one per task."""
+    import os
+
+    if not workers:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(workers), n_tasks))
+
+
+def _chunks_to_root(path: Path, fn, tasks: list, total: int, progress: bool, workers: int | None) -> Path:
+    """Write ``fn(*task)`` for each task, in task order, to one ROOT file; tasks run in ``workers`` processes (forked
+    on POSIX, so nothing is re-imported; at most 2 chunks per worker are in flight, which bounds the memory)."""
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
     from ..io import TreeWriter
 
-    _check_args(n, particle, energy_range, kwargs.get("energy_mode", "reco"))
-    path = Path(path)
-    n = int(n)
-    with TreeWriter(path) as w, _bar(n, path.name, progress) as bar:
-        for k, start in enumerate(range(0, max(n, 1), chunk)):
-            m = min(chunk, n - start)
-            arr = simulate(m, particle, domain, seed=[int(seed), k], energy_range=energy_range, weight_norm=n,
-                           first_event=start, run=int(seed), **kwargs)
-            w.extend(arr)
-            bar.update(m)
+    nw = n_workers(workers, len(tasks))
+    with TreeWriter(path) as w, _bar(total, path.name, progress) as bar:
+        if nw == 1:
+            for t in tasks:
+                _extend(w, fn(*t), bar)
+            return path
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(nw, mp_context=ctx) as pool:
+            todo, running = iter(tasks), deque()
+            for t in todo:
+                running.append(pool.submit(fn, *t))
+                if len(running) >= 2 * nw:
+                    break
+            while running:
+                arr = running.popleft().result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    running.append(pool.submit(fn, *nxt))
+                _extend(w, arr, bar)
     return path
+
+
+#: Events per ROOT basket written by the simulation: an (18, 72) float32 image basket of 3000 events is 15.6 MB,
+#: under the 2^24-byte block of ROOT compression; uproot splits a larger basket by re-slicing the remaining bytes
+#: (quadratic copying), so 20k-event baskets wrote 24k showers/s and 3000-event ones 100k/s (same file content).
+WRITE_BASKET = 3000
+
+
+def _extend(w, arr: dict, bar) -> None:
+    n = len(arr["event"])
+    for s in range(0, max(n, 1), WRITE_BASKET):
+        w.extend({k: v[s:s + WRITE_BASKET] for k, v in arr.items()})
+    bar.update(n)
 
 
 def _bar(total, desc, enabled):
@@ -759,41 +808,40 @@ def generator_digest() -> str:
     (a changed domain knob, proton model or reconstruction regenerates the samples instead of reusing stale ones)."""
     import hashlib
 
+    from . import _kernels
     from . import reco as ecalreco
 
     h = hashlib.sha1()
-    for source in (Path(__file__), Path(ecalreco.__file__)):
+    for source in (Path(__file__), Path(_kernels.__file__), Path(ecalreco.__file__)):
         h.update(source.read_bytes())
     return h.hexdigest()[:16]
 
 
 def write_set(path: str | Path, spec: SetSpec, n_e: int, n_p: int, seed: int, set_index: int,
-              chunk: int = 20_000, progress: bool = True) -> Path:
-    """Write one set: electrons and protons interleaved chunk by chunk (each chunk seeded by (seed, set, k))."""
-    from ..io import TreeWriter
-
-    path = Path(path)
+              chunk: int = 20_000, progress: bool = True, workers: int | None = 1) -> Path:
+    """Write one set: electrons and protons interleaved chunk by chunk (each chunk seeded by (seed, set, k)), the
+    chunks simulated by ``workers`` processes (the file is the same whatever their number)."""
     total = n_e + n_p
     n_chunks = max(1, math.ceil(total / chunk))
-    with TreeWriter(path) as w, _bar(total, path.name, progress) as bar:
-        for k in range(n_chunks):
-            ke = n_e * (k + 1) // n_chunks - n_e * k // n_chunks
-            kp = n_p * (k + 1) // n_chunks - n_p * k // n_chunks
-            first = n_e * k // n_chunks + n_p * k // n_chunks
-            common = dict(domain=spec.domain, energy_range=spec.energy_range, run=seed * 10 + set_index)
-            e = simulate(ke, "electron", seed=[seed, set_index, k, 0], weight_norm=max(n_e, 1),
-                         first_event=first, **common)
-            p = simulate(kp, "proton", seed=[seed, set_index, k, 1], weight_norm=max(n_p, 1),
-                         first_event=first + ke, **common)
-            arr = _shuffle_merge(e, p, np.random.default_rng([seed, set_index, k, 2]))
-            if not spec.labeled:  # like flight data: no truth, and no flux weight (it would reveal the class)
-                arr["label"][:] = -1
-                arr["pdg"][:] = -1
-                arr["true_energy"][:] = 0
-                arr["weight"][:] = 1
-            w.extend(arr)
-            bar.update(ke + kp)
-    return path
+    tasks = [(spec, n_e, n_p, seed, set_index, k, n_chunks) for k in range(n_chunks)]
+    return _chunks_to_root(Path(path), _set_chunk, tasks, total, progress, workers)
+
+
+def _set_chunk(spec: SetSpec, n_e: int, n_p: int, seed: int, set_index: int, k: int, n_chunks: int) -> dict:
+    ke = n_e * (k + 1) // n_chunks - n_e * k // n_chunks
+    kp = n_p * (k + 1) // n_chunks - n_p * k // n_chunks
+    first = n_e * k // n_chunks + n_p * k // n_chunks
+    common = dict(domain=spec.domain, energy_range=spec.energy_range, run=seed * 10 + set_index)
+    e = simulate(ke, "electron", seed=[seed, set_index, k, 0], weight_norm=max(n_e, 1), first_event=first, **common)
+    p = simulate(kp, "proton", seed=[seed, set_index, k, 1], weight_norm=max(n_p, 1), first_event=first + ke,
+                 **common)
+    arr = _shuffle_merge(e, p, np.random.default_rng([seed, set_index, k, 2]))
+    if not spec.labeled:  # like flight data: no truth, and no flux weight (it would reveal the class)
+        arr["label"][:] = -1
+        arr["pdg"][:] = -1
+        arr["true_energy"][:] = 0
+        arr["weight"][:] = 1
+    return arr
 
 
 def table1_sizes(scale: float, iss_scale: float) -> dict[str, tuple[int, int]]:
@@ -806,11 +854,13 @@ def table1_sizes(scale: float, iss_scale: float) -> dict[str, tuple[int, int]]:
 
 
 def generate_table1(outdir: str | Path, scale: float = 1.0, seed: int = 1, iss_scale: float = 1.0,
-                    progress: bool = True, chunk: int = 20_000, fresh: bool = False) -> dict[str, Path]:
+                    progress: bool = True, chunk: int = 20_000, fresh: bool = False,
+                    workers: int | None = 1) -> dict[str, Path]:
     """The five raw samples of seed 000 Table 1 as ROOT files in ``outdir`` (``<set>.root``); resumable per set.
 
     Each file is an artefact of :mod:`amsnb.provenance`: reused only if the same generator code made it with the
     same sizes, seed and chunking; an interrupted or different one is simulated again (one line says why).
+    ``workers`` processes simulate the chunks (``None``/0: one per core); the files do not depend on it.
     A ``table1.json`` beside them describes the sizes, seed and domains.
     """
     import json
@@ -829,7 +879,7 @@ def generate_table1(outdir: str | Path, scale: float = 1.0, seed: int = 1, iss_s
                                  {"set": spec.name, "seed": seed, "set_index": i, "electrons": n_e, "protons": n_p,
                                   "chunk": chunk})
         provenance.ensure(path, stamp, lambda p, spec=spec, n_e=n_e, n_p=n_p, i=i:
-                          write_set(p, spec, n_e, n_p, seed, i, chunk, progress),
+                          write_set(p, spec, n_e, n_p, seed, i, chunk, progress, workers),
                           fresh=fresh, label=f"data/ecal/{path.name}", verb="simulating")
         out[spec.name] = path
     meta = {"seed": seed, "scale": scale, "iss_scale": iss_scale,
@@ -844,28 +894,37 @@ def generate_table1(outdir: str | Path, scale: float = 1.0, seed: int = 1, iss_s
 # ------------------------------------------------------------------------------------------ CLI
 def cli_main(argv: list[str] | None = None) -> int:
     """``amsnb simulate ecal --preset table1|electrons|protons|mixed --n N --domain mc|iss --seed S --out FILE``."""
-    ap = argparse.ArgumentParser(prog="amsnb simulate ecal", description="simulate AMS-02 ECAL showers to ROOT")
-    ap.add_argument("--preset", default="mixed", choices=["table1", "electrons", "protons", "mixed"])
-    ap.add_argument("--n", type=int, default=10_000, help="events (mixed: half electrons, half protons)")
-    ap.add_argument("--domain", default="mc", choices=["mc", "iss"])
-    ap.add_argument("--seed", type=int, default=1)
+    from ..cliargs import ArgumentParser, nonnegative_int, positive_float, positive_int
+
+    ap = ArgumentParser(prog="amsnb simulate ecal", description="simulate AMS-02 ECAL showers to ROOT")
+    ap.add_argument("--preset", default="mixed", choices=["table1", "electrons", "protons", "mixed"],
+                    help="what to simulate (table1: the five raw sets of seed 000's Table 1)")
+    ap.add_argument("--n", type=positive_int, default=10_000, help="events (mixed: half electrons, half protons)")
+    ap.add_argument("--domain", default="mc", choices=["mc", "iss"], help="simulation (mc) or ISS-like detector")
+    ap.add_argument("--seed", type=nonnegative_int, default=1, help="random seed")
     ap.add_argument("--out", required=True, help="output ROOT file (table1: output folder)")
-    ap.add_argument("--scale", type=float, default=0.001, help="table1: fraction of the seed's Table 1 sizes")
-    ap.add_argument("--iss-scale", type=float, default=None, help="table1: ISS-set scale (default = --scale)")
-    ap.add_argument("--emin", type=float, default=200.0, help="reconstructed energy range low edge, GeV")
-    ap.add_argument("--emax", type=float, default=2000.0, help="reconstructed energy range high edge, GeV")
+    ap.add_argument("--scale", type=positive_float, default=0.001, help="table1: fraction of the seed's Table 1 sizes")
+    ap.add_argument("--iss-scale", type=positive_float, default=None, help="table1: ISS-set scale (default = --scale)")
+    ap.add_argument("--emin", type=positive_float, default=200.0, help="reconstructed energy range low edge, GeV")
+    ap.add_argument("--emax", type=positive_float, default=2000.0, help="reconstructed energy range high edge, GeV")
+    ap.add_argument("--workers", type=nonnegative_int, default=0,
+                    help="processes simulating chunks (0: one per core); the output does not depend on it")
     args = ap.parse_args(argv)
+    if args.emin >= args.emax:
+        ap.error(f"--emin {args.emin:g} must be below --emax {args.emax:g}")
     if args.preset == "table1":
-        paths = generate_table1(args.out, args.scale, args.seed, args.iss_scale or args.scale)
+        paths = generate_table1(args.out, args.scale, args.seed, args.iss_scale or args.scale,
+                                workers=args.workers)
         for name, p in paths.items():
             print(f"{name}: {p}")
         return 0
     rng_range = (args.emin, args.emax)
     if args.preset in ("electrons", "protons"):
-        simulate_to_root(args.out, args.n, args.preset[:-1], args.domain, args.seed, rng_range)
+        simulate_to_root(args.out, args.n, args.preset[:-1], args.domain, args.seed, rng_range,
+                         workers=args.workers)
     else:
         spec = SetSpec("mixed", args.domain, 0, 0, rng_range)
-        write_set(args.out, spec, args.n // 2, args.n - args.n // 2, args.seed, 0)
+        write_set(args.out, spec, args.n // 2, args.n - args.n // 2, args.seed, 0, workers=args.workers)
     print(args.out)
     return 0
 

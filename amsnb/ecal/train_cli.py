@@ -14,7 +14,6 @@ environment (backend nccl on CUDA, gloo on CPU); only rank 0 writes files.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -99,7 +98,9 @@ def run(cfg: dict):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="amsnb train", description="train an amsnb model (DDP under torchrun)")
+    from ..cliargs import ArgumentParser
+
+    ap = ArgumentParser(prog="amsnb train", description="train an amsnb model (DDP under torchrun)")
     ap.add_argument("--config", required=True, help="YAML or JSON run config (see docs/training.md)")
     args = ap.parse_args(argv)
     result = run(load_config(args.config))

@@ -47,8 +47,8 @@ def stacked_by_species(values: np.ndarray, groups: np.ndarray, weight: np.ndarra
     w = np.ones(len(values)) if weight is None else np.asarray(weight, float)
     keys = list(np.unique(groups))
     hs = [np.histogram(values[groups == k], edges, weights=w[groups == k])[0] for k in keys]
-    names = [_SYMBOL.get(int(k), str(k)) if np.issubdtype(np.asarray(keys).dtype, np.integer) else str(k)
-             for k in keys]
+    names = [_SYMBOL.get(int(k), str(k)) if np.issubdtype(np.asarray(keys).dtype, np.integer)
+             else _CATEGORY_LABELS.get(str(k), str(k).replace("_", " ")) for k in keys]
     colors = [plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")(i) for i in range(len(keys))]
     hep.histplot(hs, edges, stack=True, histtype="fill", label=names, color=colors, ax=ax)
     if window is not None:
@@ -59,18 +59,26 @@ def stacked_by_species(values: np.ndarray, groups: np.ndarray, weight: np.ndarra
     ax.set_yscale("log")
     top = max(float(np.sum(hs, axis=0).max()), 1e-12)
     ax.set_ylim(top * 1e-5, top * 30)
-    ax.legend(ncol=4, fontsize="x-small", title=title or None, title_fontsize="small", loc="upper center")
+    # beside the panel: a legend inside would sit on the stack
+    ax.legend(ncol=1 if len(names) <= 12 else 2, fontsize="x-small", title=title or None, title_fontsize="small",
+              loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     label(ax, text)
     return fig
+
+
+# amsnb.nuclei.category's MC-truth categories in words
+_CATEGORY_LABELS = {"signal": "signal (primary Z)", "below_l1": "fragmented below L1",
+                    "above_l1": "fragmented above L1", "lighter": "lighter primary"}
 
 
 def efficiency_vs_rigidity(eff: Mapping, title: str = "", axes=None):
     """Left: signal and total residual background efficiency vs rigidity; right: residual efficiency per background Z
     (the seed's global-MC plots). ``eff`` from :func:`amsnb.nuclei.efficiency_vs_rigidity`."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    if axes is None:  # room between the panels for the right one's y-label
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"wspace": 0.35})
     fig = axes[0].figure
     e = np.asarray(eff["edges"])
     c = np.sqrt(e[1:] * e[:-1])
@@ -82,11 +90,16 @@ def efficiency_vs_rigidity(eff: Mapping, title: str = "", axes=None):
                          color=plt.get_cmap("tab10")(i % 10))
     for ax, yl in zip(axes, ("efficiency", "residual efficiency (mis-ID rate)")):
         ax.set_xscale("log")
+        # plain numbers, minor labels only at 2 and 5: "2x10^2 3x10^2 4x10^2 ..." ran into each other
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(
+            lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (2, 5) else ""))
         ax.set_xlabel("rigidity inner+L1 [GV]")
         ax.set_ylabel(yl)
         ax.set_ylim(-0.02, 1.05)
-    axes[0].legend(title=title or None, fontsize="small", title_fontsize="small")
-    axes[1].legend(ncol=2, fontsize="x-small")
+    axes[0].set_ylim(-0.02, 1.6)  # the band above 1 holds the legend, off the points
+    axes[0].legend(title=title or None, fontsize="x-small", title_fontsize="x-small", loc="upper right")
+    axes[1].legend(ncol=1, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return fig
 
 
@@ -128,6 +141,10 @@ def ablation(results: Mapping[str, tuple[float, float]], ax=None, ylabel: str = 
     return fig
 
 
+# the fit templates of amsnb.nuclei.fits in words, for legends
+TEMPLATE_LABELS = {"below_l1": "fragmented below L1", "l1_is_z": "charge Z at L1"}
+
+
 def template_fit(result, truth=None, window: Sequence[float] | None = None, ax=None,
                  title: str = "", xlabel: str = "L1 charge"):
     """Observed L1-charge histogram (points) with the fitted templates stacked; the fitted and true fractions
@@ -137,7 +154,8 @@ def template_fit(result, truth=None, window: Sequence[float] | None = None, ax=N
     fig, ax = _ax(ax)
     e = result.edges
     hep.histplot(list(result.templates.values()), e, stack=True, histtype="fill",
-                 label=[f"{n} (fit)" for n in result.templates], ax=ax, alpha=0.7)
+                 label=[f"{TEMPLATE_LABELS.get(n, n.replace('_', ' '))} (fit)" for n in result.templates], ax=ax,
+                 alpha=0.7)
     c = 0.5 * (e[1:] + e[:-1])
     ax.errorbar(c, result.observed, yerr=np.sqrt(result.observed), fmt="ko", ms=3, label="data-like sample")
     if window is not None:
@@ -151,7 +169,9 @@ def template_fit(result, truth=None, window: Sequence[float] | None = None, ax=N
     ax.set_ylim(0, 1.6 * max(float(result.observed.max()), 1.0))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("events")
-    ax.legend(loc="upper right", fontsize="x-small", title=title or None, title_fontsize="x-small")
+    # beside the panel: the fit box takes the top left, the stack the middle
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="x-small", title=title or None,
+              title_fontsize="x-small", frameon=False)
     return fig
 
 

@@ -30,7 +30,6 @@ closure tests can check estimates against it.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -512,18 +511,23 @@ def config_dict(config: NucleiConfig = DEFAULT_CONFIG) -> dict:
 
 def cli_main(argv: list[str] | None = None) -> int:
     """``amsnb simulate nuclei --n N --domain mc|data --seed S --out FILE.root [--z 14,15,16] [--x-l1l2 6]``."""
-    ap = argparse.ArgumentParser(prog="amsnb simulate nuclei", description="simulate heavy nuclei in the AMS tracker")
-    ap.add_argument("--n", type=int, default=10_000, help="events (species drawn uniformly from --z)")
-    ap.add_argument("--domain", default="mc", choices=["mc", "data"])
-    ap.add_argument("--seed", type=int, default=1)
+    from ..cliargs import ArgumentParser, nonnegative_int, positive_float, positive_int
+
+    ap = ArgumentParser(prog="amsnb simulate nuclei", description="simulate heavy nuclei in the AMS tracker")
+    ap.add_argument("--n", type=positive_int, default=10_000, help="events (species drawn uniformly from --z)")
+    ap.add_argument("--domain", default="mc", choices=["mc", "data"], help="simulation (mc) or data-like detector")
+    ap.add_argument("--seed", type=nonnegative_int, default=1, help="random seed")
     ap.add_argument("--out", required=True, help="output ROOT file")
     ap.add_argument("--z", default="14,15,16", help="comma-separated primary charges, 14..26")
-    ap.add_argument("--x-l1l2", type=float, default=DEFAULT_CONFIG.x_l1l2, help="g/cm2 between L1 and L2 (5-7)")
+    ap.add_argument("--x-l1l2", type=positive_float, default=DEFAULT_CONFIG.x_l1l2,
+                    help="g/cm2 between L1 and L2 (5-7)")
     args = ap.parse_args(argv)
     try:
         zs = [int(v) for v in args.z.split(",") if v.strip()]
     except ValueError:
-        raise ConfigError(f"--z '{args.z}': give comma-separated integers such as 14,15,16") from None
+        ap.error(f"argument --z: '{args.z}': give comma-separated integers such as 14,15,16")
+    if not zs:
+        ap.error("argument --z: give at least one charge, e.g. 14,15,16")
     cfg = replace(DEFAULT_CONFIG, x_l1l2=args.x_l1l2)
     simulate_to_root(args.out, args.n, zs, args.domain, args.seed, cfg)
     print(args.out)

@@ -6,6 +6,8 @@ the shared style and label.
 
 from __future__ import annotations
 
+import contextlib
+
 _STYLED = False
 
 
@@ -31,7 +33,7 @@ def label(ax, text: str = "", loc: int = 0):
 
 def canvas_png(fig) -> bytes:
     """The figure's current Agg buffer as PNG bytes (zlib level 1): what the widgets push to an ``ipywidgets.Image``
-    (ipympl canvases render blank under Voila here; an Image updates in place without flicker)."""
+    when no ipympl canvas is used (outside a kernel, ``use_widget_canvas=False``, or ipympl not installed)."""
     import io
 
     import numpy as np
@@ -40,3 +42,92 @@ def canvas_png(fig) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).save(buf, format="png", compress_level=1)
     return buf.getvalue()
+
+
+#: The widgets' own style: matplotlib's defaults with compact fonts, whatever style the notebook applied globally
+#: (``use_style`` sets mplhep's ROOT style, made for publication figures: its fonts are far too big for a widget).
+WIDGET_RC = {"font.size": 9.0, "axes.titlesize": 9.5, "axes.labelsize": 9.0, "xtick.labelsize": 8.0,
+             "ytick.labelsize": 8.0, "legend.fontsize": 8.0, "figure.titlesize": 10.0, "legend.frameon": False,
+             "axes.formatter.limits": (-4, 5), "image.interpolation": "nearest"}
+
+
+@contextlib.contextmanager
+def widget_style():
+    """``with widget_style():`` build a widget's figure with :data:`WIDGET_RC` on top of matplotlib's defaults.
+
+    Fonts, tick sizes and label positions are fixed when artists are created, so the figure keeps this style when it
+    is redrawn later outside the context (ticks created by a later zoom copy the first tick's properties)."""
+    import matplotlib as mpl
+    import matplotlib.style
+
+    with matplotlib.style.context("default"), mpl.rc_context(WIDGET_RC):
+        yield
+
+
+def freeze_style(fig) -> None:
+    """Lay the figure out now (call inside :func:`widget_style`), without rendering and without touching an ipympl
+    canvas: matplotlib creates ticks lazily at the first draw (after every ``clear`` or scale change), reading the
+    rcParams in force then, i.e. the notebook's global style; ticks made later copy the first one's properties."""
+    fig.draw_without_rendering()
+
+
+def ipympl_usable() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, Notebook, Voila) with ipympl installed: the widgets then draw on an
+    ipympl canvas (zoom, pan, in-place updates) whatever ``%matplotlib`` backend the notebook uses."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None or not hasattr(shell, "kernel"):
+            return False
+        import ipympl.backend_nbagg  # noqa: F401
+    except Exception:  # noqa: BLE001 - no IPython / no ipympl: the PNG path
+        return False
+    return True
+
+
+def widget_figure(figsize, dpi: float = 100, interactive: bool | None = None):
+    """``(fig, interactive)``: a figure outside pyplot (never shown twice by the inline backend) on an ipympl canvas
+    when ``interactive`` (default :func:`ipympl_usable`), else on an Agg canvas whose buffer goes out as a PNG
+    (:func:`canvas_png`). Build its artists inside :func:`widget_style`.
+
+    On the ipympl canvas, never call ``fig.canvas.draw()`` or ``blit`` before the browser has shown it: ipympl 0.10
+    stores the first frame drawn before then as the widget's initial image without the ``data:`` prefix, the browser
+    cannot decode it and the canvas stays blank ("drawImage ... 'broken' state"). Use :func:`request_draw`."""
+    from matplotlib.figure import Figure
+
+    if interactive is None:
+        interactive = ipympl_usable()
+    fig = Figure(figsize=figsize, dpi=dpi)
+    if interactive:
+        from ipympl.backend_nbagg import Canvas, FigureManager
+
+        canvas = Canvas(fig)
+        FigureManager(canvas, 0)
+        canvas.header_visible = False
+        canvas.footer_visible = False
+        canvas.resizable = False
+        canvas.toolbar_position = "left"
+        # never squeezed by a neighbour (the toolbar would cover the figure's left edge): canvas + toolbar width
+        width = int(round(fig.bbox.width))
+        canvas.layout.min_width = f"{width + 48}px"
+        canvas.layout.flex = "0 0 auto"
+    else:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    return fig, bool(interactive)
+
+
+def frontend_ready(fig) -> bool:
+    """Whether ``fig``'s canvas may be drawn now: always for Agg; for ipympl once the browser has initialised it."""
+    return not getattr(fig.canvas, "syncing_data_url", False)
+
+
+def request_draw(fig) -> None:
+    """A full draw that is safe before display: ipympl asks the browser, which draws once the canvas is shown (its
+    ``draw_event`` then caches a blitting background); Agg draws at once."""
+    if hasattr(fig.canvas, "syncing_data_url"):
+        fig.canvas.draw_idle()
+    else:
+        fig.canvas.draw()

@@ -30,25 +30,35 @@ def cut_flow(flows: dict, weighted: bool = False, ax=None, title: str = ""):
             color, marker = _STYLE[cls]
             ax.errorbar(x, eff, yerr=[eff - lo, hi - eff], color=color, marker=marker, ls=_LINES[j % 4],
                         label=f"{name} {cls}", ms=5, capsize=2)
-    ax.set_xticks(np.arange(len(steps)), steps, rotation=30, ha="right")
+    ax.set_xticks(np.arange(len(steps)), [s.replace("_", " ") for s in steps], rotation=30, ha="right")
     ax.set_ylabel("cumulative efficiency" + (" (weighted)" if weighted else ""))
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small", ncol=2)
-    if title:
-        ax.set_title(title, fontsize="medium")
     exp_label(ax)
+    if title:  # above the experiment label, not over it
+        ax.set_title(title, fontsize="medium", pad=40)
     return fig
 
 
+# axis labels (with units) of the variables of the default cut set (amsnb/cuts/default.yaml); others: their name
+VARIABLE_LABELS = {
+    "charge_deviation": r"$|Q_\mathrm{trk} - 1|$ [e]", "track_chi2": r"track $\chi^2$/ndf",
+    "entry_edge": r"max(|x|, |y|) at ECAL entry [cm]", "exit_edge": r"max(|x|, |y|) at ECAL exit [cm]",
+    "e_over_r": "E/|R| [GeV/GV]", "trd_llr": "TRD estimator", "energy": "E [GeV]",
+}
+
+
 def n_minus_one(mc: dict, iss: dict | None = None, cuts: list[str] | None = None, bins: int = 40,
-                ncols: int = 4, density: bool = True):
+                ncols: int = 4, density: bool = True, labels: dict[str, str] | None = None):
     """Grid of N-1 distributions (electrons and protons; MC solid, ISS-like points) with the cut window as
     vertical lines and an ISS/MC ratio panel per class. ``mc``/``iss``: outputs of :func:`amsnb.cuts.n_minus_one`."""
     import hist
     import matplotlib.pyplot as plt
     import mplhep as hep
+    from matplotlib.ticker import MaxNLocator
 
+    labels = {**VARIABLE_LABELS, **(labels or {})}
     names = [c for c in (cuts or list(mc)) if c in mc]
     nrows = int(np.ceil(len(names) / ncols))
     fig = plt.figure(figsize=(5.5 * ncols, 6.5 * nrows))
@@ -70,6 +80,7 @@ def n_minus_one(mc: dict, iss: dict | None = None, cuts: list[str] | None = None
             hi = lo + 1.0
         span = hi - lo
         axis = hist.axis.Regular(bins, lo - 0.05 * span, hi + 0.05 * span, name=d.variable, label=d.variable)
+        top = 0.0  # the largest ratio point
         for cls, code in (("electron", 1), ("proton", 0)):
             color, _ = _STYLE[cls]
             h_mc = hist.Hist(axis, storage=hist.storage.Weight()).fill(d.values[d.label == code])
@@ -79,22 +90,25 @@ def n_minus_one(mc: dict, iss: dict | None = None, cuts: list[str] | None = None
                 h_iss = hist.Hist(axis, storage=hist.storage.Weight()).fill(di.values[di.label == code])
                 hep.histplot(h_iss, ax=ax, color=color, density=density, histtype="errorbar", markersize=3,
                              label=f"ISS {cls}", flow="none")
-                _ratio(rax, h_iss, h_mc, color)
+                top = max(top, _ratio(rax, h_iss, h_mc, color))
         for edge in (lo_w, hi_w):
             if edge is not None:
                 ax.axvline(edge, color="k", ls="--", lw=1)
                 rax.axvline(edge, color="k", ls="--", lw=1)
-        ax.set_title(name, fontsize="small")
+        ax.set_title(name.replace("_", " "), fontsize="small")
+        ax.set_ylabel("density" if density else "events", fontsize="small")
         ax.set_yscale("log")
         ax.set_ylim(top=ax.get_ylim()[1] * 20)  # room for the legend
         ax.set_xlabel("")
         ax.tick_params(labelbottom=False)
         rax.axhline(1.0, color="gray", lw=0.8)
-        rax.set_ylim(0, 2)
+        rax.set_ylim(0, min(max(2.0, 1.15 * top), 5.0))  # points above 2 shown, not clipped
         rax.set_ylabel("ISS/MC", fontsize="x-small")
-        rax.set_xlabel(d.variable, fontsize="small")
-        if k == 0:
-            ax.legend(fontsize="xx-small", ncols=2, loc="upper right")
+        rax.set_xlabel(labels.get(d.variable, d.variable), fontsize="small")
+        rax.yaxis.set_major_locator(MaxNLocator(nbins=3, prune="both"))  # clear of the log axis and the x labels
+        if k == 0:  # one legend for all panels, above the grid, off the data
+            fig.legend(*ax.get_legend_handles_labels(), fontsize="small", ncols=4, loc="lower center",
+                       bbox_to_anchor=(0.5, 0.985 if nrows > 1 else 1.0), frameon=False)
     return fig
 
 
@@ -103,13 +117,14 @@ def _ratio(rax, num, den, color):
     n, d = num.values(), den.values()
     n_sum, d_sum = n.sum(), d.sum()
     if n_sum <= 0 or d_sum <= 0:
-        return
+        return 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (n / n_sum) / (d / d_sum)
         err = np.sqrt(num.variances()) / n_sum / (d / d_sum)
     centers = num.axes[0].centers
     ok = d > 0
     rax.errorbar(centers[ok], ratio[ok], yerr=err[ok], color=color, fmt="o", ms=2, lw=0.8)
+    return float(np.nanmax(ratio[ok])) if ok.any() else 0.0
 
 
 def single_n_minus_one(data, ax=None, bins: int = 40):

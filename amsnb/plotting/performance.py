@@ -41,6 +41,7 @@ def rejection_vs_efficiency(curves: dict, reference: str | None = None, title: s
     names = list(curves)
     ref = reference if reference in curves else names[0]
     r_ref = curves[ref]
+    ratios = []  # every finite ratio drawn: a log ratio axis where they span decades
     for i, name in enumerate(names):
         c, col = curves[name], _color(i)
         eff, rej, lo, hi, lim = c.efficiency, c.rejection, c.rejection_lo, c.rejection_hi, c.is_lower_limit
@@ -52,6 +53,7 @@ def rejection_vs_efficiency(curves: dict, reference: str | None = None, title: s
             _draw_limits(ax, eff[lim][::3], rej[lim][::3], col)
         if len(r_ref.points) == len(c.points):
             ratio = rej / r_ref.rejection
+            ratios.append(np.asarray(ratio, float))
             # a limit in numerator or reference makes the ratio a bound only: dotted, no band
             both = meas & ~r_ref.is_lower_limit
             rax.plot(eff, np.where(both, ratio, np.nan), color=col, lw=1.5, ls="-" if name != ref else "--")
@@ -62,10 +64,16 @@ def rejection_vs_efficiency(curves: dict, reference: str | None = None, title: s
                 rax.fill_between(eff, r_lo, r_hi, color=col, alpha=0.2, lw=0)
     ax.set_yscale("log")
     ax.set_ylabel("Proton rejection")
-    ax.legend(title=title or None, fontsize="small", title_fontsize="small", loc="lower left")
+    # beside the panel: the curves fill the whole efficiency range, so inside it the legend would cover them
+    ax.legend(title=title or None, fontsize="small", title_fontsize="small", loc="upper left",
+              bbox_to_anchor=(1.02, 1.0), frameon=False)
     rax.set_xlabel("Electron efficiency")
     rax.set_ylabel(f"Ratio to {ref}", fontsize="small")
     rax.axhline(1.0, color="k", lw=0.8)
+    finite = np.concatenate(ratios) if ratios else np.array([])
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    if finite.size and finite.max() / finite.min() > 10:  # e.g. 0.003-0.6: a linear 0-1 axis hides most
+        rax.set_yscale("log")
     _exp_label(ax, text=text)
     return fig
 
@@ -129,6 +137,8 @@ def score_histograms(sig, bkg, sig_w=None, bkg_w=None, bins=50, threshold=None, 
     ax.set_xlabel("Score (electron-like →)")
     ax.set_ylabel("Density" if density else "Events")
     line = ax.axvline(threshold if threshold is not None else lo, color="k", ls="--", lw=1.2, label="threshold")
-    ax.legend(fontsize=12, loc="upper center", ncols=3, frameon=False)
+    # an opaque box: the threshold line, wherever the slider puts it, passes behind the legend, not through its text
+    ax.legend(fontsize=12, loc="upper center", ncols=3, frameon=True, framealpha=1.0, facecolor="white",
+              edgecolor="none")
     ax.set_ylim(top=ax.get_ylim()[1] * 30)  # room for the legend on the log axis
     return ax, line

@@ -4,13 +4,16 @@ misidentified protons and lost electrons live; save it as a working point JSON f
 
 The logic is the pure function :func:`readout` over a :class:`amsnb.metrics.WorkingPointEngine` (sorted scores
 with cumulative sums, O(log n) per query; ``benchmarks/bench_widgets.py`` times it); :class:`ThresholdTuner` only
-wires ipywidgets to it. The figure is built once and its artists mutated: with ipympl (``%matplotlib widget``) the
-canvas is itself a widget; otherwise (papermill, the Voila app) the Agg buffer is sent as a PNG to an ``Image``
-widget. Either way a slider move only blits the working-point marks over a cached background: a full draw of the
-figure costs ~75 ms, more than the 50 ms budget.
+wires ipywidgets to it. The figure is built once, in its own style (:func:`amsnb.plotting.widget_style`), and its
+artists mutated: inside a Jupyter kernel with ipympl installed (JupyterLab, Voila) the canvas is an ipympl widget
+whose first full draw happens when the browser shows it (:func:`amsnb.plotting.widget_figure`); otherwise (plain
+Python, ``interactive=False``) the Agg buffer is sent as a PNG to an ``Image`` widget at its exact size. Either way a
+slider move only blits the working-point marks over a cached background: a full draw of the figure costs ~75 ms,
+more than the 50 ms budget.
 
-Stable hooks for browser tests: CSS classes ``amsnb-readout`` (text of :func:`readout_text`),
-``amsnb-eff-slider``, ``amsnb-thr-slider``, ``amsnb-save``.
+Stable hooks for browser tests: CSS classes ``amsnb-readout`` (the table of :func:`readout_html`, exact values in
+its ``data-*`` attributes), ``amsnb-eff-slider``, ``amsnb-thr-slider``, ``amsnb-save``, ``amsnb-demo-banner``,
+``amsnb-tuner-figure``.
 """
 
 from __future__ import annotations
@@ -39,11 +42,37 @@ def readout(engine: metrics.WorkingPointEngine, mode: str, value: float, energy_
     raise ConfigError(f"mode='{mode}' must be one of {', '.join(MODES)}")
 
 
+def readout_rows(p: metrics.RejectionPoint) -> list[tuple[str, str]]:
+    """The readout for the eye, one quantity per row: rounded (efficiency in % to 0.1, the slider's step;
+    threshold to 4 decimals; rejection as :meth:`~amsnb.metrics.RejectionPoint.rejection_text`), interval in
+    brackets, counts as "k of n"."""
+    return [("electron efficiency", f"{100 * p.efficiency:.1f} % [{100 * p.efficiency_lo:.1f}, "
+                                    f"{100 * p.efficiency_hi:.1f}]"),
+            ("proton rejection", p.rejection_text()),
+            ("score threshold", f"{p.threshold:.4f}"),
+            ("misidentified protons", f"{p.n_bkg_pass} of {p.n_bkg}"),
+            ("lost electrons", f"{p.n_sig_lost} of {p.n_sig}")]
+
+
 def readout_text(p: metrics.RejectionPoint) -> str:
-    """One line shown in the widget (and parsed by the browser tests): fixed formats, full threshold precision."""
-    return (f"threshold = {p.threshold:.10g} | electron efficiency = {p.efficiency:.6f} "
-            f"[{p.efficiency_lo:.6f}, {p.efficiency_hi:.6f}] | proton rejection = {p.rejection_text()} | "
-            f"misidentified protons = {p.n_bkg_pass} / {p.n_bkg} | lost electrons = {p.n_sig_lost} / {p.n_sig}")
+    """The readout as plain text, one ``quantity: value`` per line (what :func:`readout_html` shows)."""
+    return "\n".join(f"{k}: {v}" for k, v in readout_rows(p))
+
+
+def readout_html(p: metrics.RejectionPoint) -> str:
+    """The readout table; the exact values ride in ``data-*`` attributes (``repr``) so a browser test can compare
+    what the page shows with :mod:`amsnb.metrics` to full precision."""
+    rows = "".join(f"<tr><td style='padding-right:12px'>{k}</td><td><b>{v}</b></td></tr>" for k, v in readout_rows(p))
+    return (f"<table class='amsnb-readout-values' data-threshold='{float(p.threshold)!r}' "
+            f"data-efficiency='{float(p.efficiency)!r}' data-rejection='{float(p.rejection)!r}' "
+            f"data-n-bkg-pass='{p.n_bkg_pass}' data-n-sig-lost='{p.n_sig_lost}' "
+            f"style='font-size:13px;line-height:1.35'>{rows}</table>")
+
+
+DEMO_BANNER = ("<div class='amsnb-demo-banner' style='background:#fff3cd;border:1px solid #e0b000;padding:4px 8px;"
+               "margin:2px 0 6px 0;font-size:13px'><b>Demonstration scores</b>: toy Beta-distributed scores "
+               "(<code>amsnb.widgets.threshold_tuner.demo_scores</code>), not a trained classifier. Give a run folder "
+               "or score files to tune a real working point.</div>")
 
 
 def demo_scores(seed: int = 7, n_proton: int = 20000, n_electron: int = 5000) -> dict[str, dict[str, dict]]:
@@ -95,7 +124,7 @@ class ThresholdTuner:
 
     def __init__(self, scores: dict, energy_edges=None, cl: float = 0.68, save_dir=None, model=None,
                  eval_set=None, efficiency: float = 0.9, n_curve: int = 40, interactive: bool | None = None,
-                 blit: bool | None = None, use_weights: bool = True):
+                 blit: bool | None = None, use_weights: bool = True, demo: bool | None = None):
         if not scores or not any(scores.values()):
             raise EmptySelectionError("ThresholdTuner: no score arrays given; pass {model: {set: arrays}} or use "
                                       "ThresholdTuner.from_workdir(workdir) after notebooks 03/04")
@@ -112,12 +141,14 @@ class ThresholdTuner:
         self._engines: dict[tuple[str, str], metrics.WorkingPointEngine] = {}
         self._curve_cache: dict = {}
         self.n_curve = n_curve
+        # demonstration data (the models of demo_scores) carry a banner
+        self.demo = all(m.startswith("demo_") for m in self.scores) if demo is None else bool(demo)
         self.model = model if model in self.scores else next(iter(self.scores))
         sets = self.scores[self.model]
         self.eval_set = eval_set if eval_set in sets else next(iter(sets))
         self.last_saved: Path | None = None
         self._muted = False
-        self._interactive = _ipympl_active() if interactive is None else interactive
+        self._interactive = interactive
         self._blit_requested = blit
         self._bg = None
         self._build(efficiency)
@@ -128,6 +159,9 @@ class ThresholdTuner:
         from ..workdir import Workdir
 
         wd = Workdir(workdir)
+        if not wd.exists():  # a read-only entry point: create nothing, say what is wrong
+            raise ConfigError(f"{wd.path}: no such run folder; give the workdir of a run "
+                              "(`amsnb run --workdir DIR`) that has scores/")
         kw.setdefault("save_dir", wd.notebook("05"))
         return cls(metrics.load_scores(wd, models, sets), **kw)
 
@@ -187,7 +221,7 @@ class ThresholdTuner:
         self.w_mode = W.ToggleButtons(options=[("target efficiency", "efficiency"), ("threshold", "threshold")],
                                       value="efficiency", description="Slider sets", style=style)
         self.w_eff = W.FloatSlider(value=efficiency, min=0.5, max=0.999, step=0.001, readout_format=".3f",
-                                   description="e efficiency", continuous_update=True, style=style, layout=lay())
+                                   description="Electron efficiency", continuous_update=True, style=style, layout=lay())
         smin, smax = self._score_range()
         self.w_thr = W.FloatSlider(value=eng.threshold_for(efficiency), min=smin, max=smax,
                                    step=_nice_step(smax - smin), readout_format=".4f", description="Threshold",
@@ -196,16 +230,18 @@ class ThresholdTuner:
                                                style=style, layout=lay())
         self.w_energy.index = (0, len(self.w_energy.options) - 1)
         self.w_readout = W.HTML()
-        self.w_save = W.Button(description="Save working point", icon="save")
+        self.w_save = W.Button(description="Save working point", icon="save", layout=W.Layout(width="auto"),
+                               tooltip="write working_point_<model>_<set>.json")
         self.w_status = W.HTML()
         for w, cls in ((self.w_readout, "amsnb-readout"), (self.w_eff, "amsnb-eff-slider"),
                        (self.w_thr, "amsnb-thr-slider"), (self.w_save, "amsnb-save")):
             w.add_class(cls)
         self.w_thr.layout.display = "none"
         self._build_figure()
-        self.widget = W.VBox([W.HBox([self.w_model, self.w_set]), self.w_mode, self.w_eff, self.w_thr,
-                              self.w_energy, self.w_readout, self._canvas_widget, W.HBox([self.w_save,
-                                                                                          self.w_status])])
+        banner = [W.HTML(DEMO_BANNER)] if self.demo else []
+        self.widget = W.VBox(banner + [W.HBox([self.w_model, self.w_set]), self.w_mode, self.w_eff, self.w_thr,
+                                       self.w_energy, self.w_readout, self._canvas_widget,
+                                       W.HBox([self.w_save, self.w_status])])
         self.w_model.observe(self._on_model, "value")
         self.w_set.observe(self._on_set, "value")
         self.w_mode.observe(self._on_mode, "value")
@@ -226,33 +262,26 @@ class ThresholdTuner:
 
     def _build_figure(self) -> None:
         import ipywidgets as W
-        import matplotlib.pyplot as plt
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
 
-        from ..plotting import use_style
+        from ..plotting import widget_figure, widget_style
         from ..plotting.performance import score_histograms
 
-        use_style()
-        if self._interactive:  # pyplot gives the ipympl canvas
-            with plt.ioff():
-                self.fig = plt.figure(figsize=(14, 5.4))
-            self._interactive = isinstance(self.fig.canvas, W.DOMWidget)
-        else:  # a figure outside pyplot: the inline backend must not show it again at the end of the cell
-            self.fig = Figure(figsize=(14, 5.4))
-            FigureCanvasAgg(self.fig)
-        self.ax_curve, self.ax_hist = self.fig.subplots(1, 2)
-        self.fig.subplots_adjust(wspace=0.32, bottom=0.16)
-        (self.curve_line,) = self.ax_curve.plot([], [], color="#3f90da", lw=1.8)
-        (self.curve_limits,) = self.ax_curve.plot([], [], color="#3f90da", lw=1.2, ls=":", marker="^", ms=5,
-                                                  label="lower limit (no proton passes)")
-        self.curve_band = None
-        (self.wp_marker,) = self.ax_curve.plot([], [], "o", color="#bd1f01", ms=9, zorder=5)
-        (self.limit_marker,) = self.ax_curve.plot([], [], "^", color="#bd1f01", ms=10, zorder=5, mfc="none")
-        self.ax_curve.set_yscale("log")
-        self.ax_curve.set_xlabel("Electron efficiency")
-        self.ax_curve.set_ylabel("Proton rejection")
-        self.ax_curve.set_xlim(0.5, 1.0)
+        # 864 x 351 px, shown at exactly that size (never scaled by the browser); with the ipympl toolbar it fits
+        # JupyterLab's output area beside the file browser at a 1400 px wide window
+        self.fig, self._interactive = widget_figure((9.6, 3.9), dpi=90, interactive=self._interactive)
+        with widget_style():
+            self.ax_curve, self.ax_hist = self.fig.subplots(1, 2)
+            self.fig.subplots_adjust(left=0.08, right=0.98, wspace=0.24, bottom=0.14, top=0.9)
+            (self.curve_line,) = self.ax_curve.plot([], [], color="#3f90da", lw=1.8)
+            (self.curve_limits,) = self.ax_curve.plot([], [], color="#3f90da", lw=1.2, ls=":", marker="^", ms=5,
+                                                      label="lower limit (no proton passes)")
+            self.curve_band = None
+            (self.wp_marker,) = self.ax_curve.plot([], [], "o", color="#bd1f01", ms=9, zorder=5)
+            (self.limit_marker,) = self.ax_curve.plot([], [], "^", color="#bd1f01", ms=10, zorder=5, mfc="none")
+            self.ax_curve.set_yscale("log")
+            self.ax_curve.set_xlabel("electron efficiency")
+            self.ax_curve.set_ylabel("proton rejection")
+            self.ax_curve.set_xlim(0.5, 1.0)
         self._score_histograms = score_histograms
         self.thr_line = None
         # blitting (restore the cached background, draw the moving marks): a full draw of this figure takes
@@ -264,10 +293,12 @@ class ThresholdTuner:
                 a.set_animated(True)
             self.fig.canvas.mpl_connect("draw_event", self._on_draw)
         if self._interactive:
-            self.fig.canvas.header_visible = False
             self._canvas_widget = self.fig.canvas
         else:
-            self._canvas_widget = W.Image(format="png", layout=W.Layout(width="100%", max_width="1400px"))
+            width, height = (int(round(x)) for x in self.fig.bbox.size)
+            self._canvas_widget = W.Image(format="png", layout=W.Layout(width=f"{width}px", height=f"{height}px",
+                                                                        min_width=f"{width}px"))
+        self._canvas_widget.add_class("amsnb-tuner-figure")
 
     # -------------------------------------------------------------- callbacks
     def _on_model(self, change) -> None:
@@ -321,8 +352,7 @@ class ThresholdTuner:
             return None
         self.current = p
         self.w_readout.value = f"<div class='amsnb-readout-text'><b>{self.model} / {self.eval_set}</b>, " \
-                               f"E in [{self.energy_range[0]:.4g}, {self.energy_range[1]:.4g}] GeV<br>" \
-                               f"{readout_text(p)}</div>"
+                               f"E {self.energy_range[0]:.0f}-{self.energy_range[1]:.0f} GeV{readout_html(p)}</div>"
         if curve or key != getattr(self, "_curve_key", None):
             self._update_curve(key)
         self._update_marks(p)
@@ -330,6 +360,14 @@ class ThresholdTuner:
         return p
 
     def _update_curve(self, key) -> None:
+        from ..plotting import widget_style
+
+        with widget_style():
+            self._update_curve_styled(key)
+
+    def _update_curve_styled(self, key) -> None:
+        from ..plotting import freeze_style
+
         eng = self.engine()
         effs = np.linspace(0.5, 0.999, self.n_curve)
         c = eng.curve(effs, self.energy_range, self.cl)
@@ -345,12 +383,16 @@ class ThresholdTuner:
                                                      color="#3f90da", alpha=0.25, lw=0)
         finite = c.rejection[np.isfinite(c.rejection)]
         self.ax_curve.set_ylim(max(0.8, 0.7 * finite.min()), 2.0 * finite.max())
-        self.ax_curve.set_title(f"{self.model} / {self.eval_set}", fontsize="medium")
+        self.ax_curve.set_title(f"{self.model} / {self.eval_set}")
         # histograms: redrawn only with the selection (not per threshold)
         self.ax_hist.clear()
         er = self.energy_range
         _, self.thr_line = self._score_histograms(eng.scores_in(1, er), eng.scores_in(0, er), eng.weights_in(1, er),
                                                   eng.weights_in(0, er), ax=self.ax_hist)
+        if self.ax_hist.get_legend() is not None:  # above the axes: the moving threshold line never crosses it
+            self.ax_hist.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, fontsize="small",
+                                frameon=False, borderaxespad=0.2)
+        freeze_style(self.fig)  # ticks in the widget style, not the notebook's (we are inside widget_style)
         self.thr_line.set_animated(self._blit)
         self._bg = None  # the background changed: the next mark update does a full draw
 
@@ -363,12 +405,14 @@ class ThresholdTuner:
             self.limit_marker.set_data([], [])
         if self.thr_line is not None:
             self.thr_line.set_xdata([p.threshold, p.threshold])
+        from ..plotting import frontend_ready, request_draw
+
         canvas = self.fig.canvas
         if not self._blit:
             if self._interactive:
                 canvas.draw_idle()  # static mode: _show draws
-        elif self._bg is None:
-            canvas.draw()  # full draw; _on_draw caches the background and draws the marks
+        elif self._bg is None or not frontend_ready(self.fig):
+            request_draw(self.fig)  # full draw (ipympl: once shown); _on_draw caches the background, adds the marks
         else:
             canvas.restore_region(self._bg)
             self._draw_marks()
@@ -433,12 +477,6 @@ class ThresholdTuner:
 def _labelled(a: dict) -> bool:
     lab = np.asarray(a["label"])
     return bool((lab == 1).any() and (lab == 0).any())
-
-
-def _ipympl_active() -> bool:
-    import matplotlib
-
-    return "ipympl" in matplotlib.get_backend() or "widget" in matplotlib.get_backend().lower()
 
 
 def _nice_edges(energy, label, n_max: int = 12) -> np.ndarray:
