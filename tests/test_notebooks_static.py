@@ -41,3 +41,25 @@ def test_no_function_definitions_in_notebooks(path):
         if c["cell_type"] == "code":
             src = "".join(c["source"])
             assert "\ndef " not in "\n" + src and "\nclass " not in "\n" + src, src[:200]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_paired_script_is_in_sync(path):
+    """Every notebook has a jupytext ``py:percent`` twin beside it (reviewable diffs of the story, as in the IRIS-HEP
+    AGC), with the same cells. After editing either one: ``jupytext --sync notebooks/*.ipynb widgets/*.ipynb``."""
+    import jupytext
+
+    script = path.with_suffix(".py")
+    assert script.exists(), f"{script.name} missing: run jupytext --set-formats ipynb,py:percent {path}"
+    nb = json.loads(path.read_text())
+    assert nb["metadata"].get("jupytext", {}).get("formats") == "ipynb,py:percent", "pairing metadata missing"
+    twin = jupytext.read(script, fmt="py:percent")
+
+    def cells(cs):
+        return [(c["cell_type"], "".join(c["source"]).strip(), tuple(c.get("metadata", {}).get("tags", [])))
+                for c in cs]
+
+    got, want = cells(twin.cells), cells(nb["cells"])
+    assert got == want, (f"{script.name} and {path.name} differ (first at cell "
+                         f"{next(i for i, (a, b) in enumerate(zip(got + [None], want + [None])) if a != b)}): "
+                         "run jupytext --sync on it")

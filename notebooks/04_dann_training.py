@@ -1,0 +1,160 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (amsnb)
+#     language: python
+#     name: amsnb
+# ---
+
+# %% [markdown]
+# # 04 · Deep classifiers and domain adaptation (CoAtNet, CvT, CNN + DANN)
+#
+# Seed 000 trains CoAtNet and CvT on ECAL shower images (18 layers x 72 cells) to separate electrons from protons at
+# 0.2-2 TeV, and adapts them from MC to ISS data with domain-adversarial training (DANN, Ganin & Lempitsky 2015): a
+# domain classifier behind a gradient-reversal layer pushes the feature extractor towards features in which MC and
+# ISS look alike. This notebook trains one configuration of that grid; the grid itself is a sweep of this notebook
+# (`amsnb run --only 04 --sweep use_da=False,True --sweep model=cvt,coatnet`), every output named by the model tag.
+#
+# **Inputs**: the selected sets of notebook 02 (`sets/`; made here if missing): `mc_low` or `mc_high` for training,
+# `iss_val` (or a split of `mc_high`) for early stopping, the unlabeled `iss_target` for DA.
+# **Outputs**: `models/<tag>/` (safetensors + config JSON + ONNX, checkpoints and `metrics.csv` under `train/`),
+# `scores/<tag>/{mc_test,iss_val,iss_test,iss_target}.root`, figures and `metrics.json` in `04_dann_training/`.
+
+# %% tags=["parameters"]
+profile = "default"
+workdir = "../runs/default"
+seed = 1
+ecal_scale = 0.045
+iss_scale = 0.04
+cuts = "default"  # cut set of the selected sets (notebook 02)
+input_files = ""  # your ROOT files instead of the simulation (see notebook 02)
+mapping = ""  # their branch-mapping YAML
+device = "cpu"
+model = "cvt"  # cvt | coatnet | cnn
+preset = "tiny"  # tiny | small | cvt13 / coatnet0 (GPU)
+use_da = True
+train_set = "mc_high"  # mc_low (0.2-1 TeV) | mc_high (1-2 TeV)
+val_set = "iss"  # iss (iss_val) | mc (20 % of mc_high)
+epochs = 6
+batch_size = 64
+lr = 1e-3
+max_train_events = 10000
+compare_without_da = True  # with use_da: also train (or reuse) the same model without DA, for the diagnostics
+num_workers = 0
+cpu_threads = 1  # torch CPU threads (None: all cores); 1 avoids oversubscription on a shared machine
+fresh = False  # True: recompute every artefact of the run folder made before this run
+
+# %%
+import dataclasses
+
+from amsnb import provenance
+import amsnb.plotting
+from amsnb.ecal.datasets import ensure_ecal_sets
+from amsnb.export import export_model
+from amsnb.plotting.training import LiveCurves, plot_feature_pca, plot_history, plot_scores
+from amsnb.train import TrainConfig
+from amsnb.ecal import experiment
+from amsnb.workdir import Workdir
+
+amsnb.plotting.use_style()
+wd = Workdir(workdir)
+if fresh:
+    provenance.request_fresh()  # what this run remakes is reused; everything older is recomputed
+tag = experiment.model_tag(model, preset, use_da, train_set, val_set)
+tag
+
+# %% [markdown]
+# ## Data
+# The sets are converted once into a memory-mapped training cache (`cache/`, images in MeV); the model applies
+# `log1p(E / 11.5 MeV)` (about one MIP per cell) itself, so saved and exported models take raw cell energies.
+
+# %%
+sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale, cuts=cuts,
+                        input_files=input_files or None, mapping=mapping or None)
+data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed)
+data.counts
+
+# %% [markdown]
+# ## Training
+# Weighted cross-entropy (balanced class weights for the e/p imbalance), Adam with a cosine learning rate, early
+# stopping on the proton rejection at 90 % electron efficiency on the validation set. With DA, every step also sees
+# a target batch and the domain loss, with lambda rising as 2/(1+exp(-10p))-1 over the run. A checkpoint is written
+# every epoch: re-running this cell after an interruption resumes.
+
+# %%
+config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, use_da=use_da, device=device, seed=seed,
+                     num_workers=num_workers, cpu_threads=cpu_threads)
+live = LiveCurves(tag)
+result = experiment.train_model(wd, tag, model, preset, data, config, callbacks=[live.update], seed=seed)
+live.close()
+fig = plot_history(result.history, title=tag)
+wd.save_figure("04", fig, f"{tag}_curves")
+print(f"best epoch {result.best_epoch} of {len(result.history)}, validation rejection {result.best_metric}")
+
+# %% [markdown]
+# ## Export
+# The model folder holds the weights (safetensors), the config needed to rebuild it through `amsnb.models`, and an
+# ONNX graph checked against onnxruntime on random and real showers.
+
+# %%
+export = export_model(wd.models / tag, result.model, model, preset,
+                      extra={"tag": tag, "train_set": train_set, "val_set": val_set, "use_da": use_da,
+                             "best_epoch": result.best_epoch, "train_config": dataclasses.asdict(config)},
+                      real_inputs=data.evaluation["iss_test"].sample_images(32, seed))
+export
+
+# %% [markdown]
+# ## Scores on the evaluation sets
+# One score file per set in the common format (`amsnb.scores`); notebook 05 compares all models on them. The
+# rejection is N_protons / N_protons passing at the threshold keeping 90 % of the electrons.
+
+# %%
+summary = experiment.score_sets(wd, tag, result.model, data.evaluation, device)
+fig = plot_scores(experiment.load_scores(wd, tag))
+wd.save_figure("04", fig, f"{tag}_scores")
+summary
+
+# %% [markdown]
+# ## Domain diagnostics
+# On held-out MC (`mc_test`) and ISS-like (`iss_test`) events of the same energy range, can the features still tell
+# the domains apart? A logistic-regression probe on the features (and, with DA, the model's own domain head) gives
+# an accuracy and AUC; DANN aims at 0.5. The PCA panels show the features without and with DA; the model
+# without DA is also exported and scored
+# under its own tag, so notebook 05 can compare the two.
+
+# %%
+studies = {tag: experiment.domain_study(result.model, data.evaluation["mc_test"], data.evaluation["iss_test"],
+                                       device, seed, head_trained=use_da)}
+if use_da and compare_without_da:
+    twin_tag = experiment.model_tag(model, preset, False, train_set, val_set)
+    twin = experiment.train_model(wd, twin_tag, model, preset, data, dataclasses.replace(config, use_da=False),
+                                  seed=seed)
+    experiment.publish(wd, twin_tag, twin, model, preset, data, device, {"use_da": False}, seed)
+    studies = {twin_tag: experiment.domain_study(twin.model, data.evaluation["mc_test"],
+                                                 data.evaluation["iss_test"], device, seed, head_trained=False),
+               **studies}
+fig = plot_feature_pca(studies)
+wd.save_figure("04", fig, f"{tag}_feature_pca")
+{name: study["metrics"] for name, study in studies.items()}
+
+# %% [markdown]
+# ## Key figures
+# Recorded in `04_dann_training/metrics.json` (the regression suite compares the smoke profile's values).
+
+# %%
+last = result.history[-1]
+metrics = {"tag": tag, "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+           "n_train_electrons": data.counts["train"]["electrons"], "n_train_protons": data.counts["train"]["protons"],
+           "final_train_loss": last["loss"], "val_auc": last.get("auc"), "train_images_per_s": last["images_per_s"],
+           "data_wait_frac": last["data_wait_frac"], "onnx_max_abs_diff": export["max_abs_diff_random"],
+           "domain": {name: study["metrics"] for name, study in studies.items()},
+           **{f"{s}_{k}": v for s, info in summary.items() for k, v in info.items()}}
+wd.save_metrics("04", metrics)
+metrics

@@ -1,0 +1,35 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (amsnb)
+#     language: python
+#     name: amsnb
+# ---
+
+# %% [markdown]
+# # Shower browser
+#
+# Step through AMS-02 ECAL events: both views as log-scale heat maps, the longitudinal and lateral profiles and the
+# event's reconstructed variables. Buttons or keys (type `n` / `p` in the *keys* box) step; the drop-downs and the
+# slider filter by class, domain and reconstructed energy.
+#
+# Run as an app: `voila widgets/shower_browser.ipynb`. Set `data_file` to an amsnb-schema ROOT file (for example
+# `runs/default/data/ecal/mc_high.root`); empty simulates a small sample on the fly. Zoom and pan
+# on the figure with its toolbar (the house button goes back).
+
+# %% tags=["parameters"]
+data_file = ""  # ROOT file in the amsnb schema; empty: simulate a small sample
+n_events = 200  # events to read or simulate
+seed = 1
+
+# %%
+from amsnb.ecal.shower_browser import ShowerBrowser
+
+ShowerBrowser(data_file or None, n=n_events, seed=seed)
