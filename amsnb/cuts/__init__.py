@@ -94,10 +94,10 @@ class Cut:
     def describe(self, set_name: str | None = None) -> str:
         lo, hi = self.window(set_name)
         if lo is not None and hi is not None:
-            return f"{lo:g} <= {self.variable} <= {hi:g}"
+            return f"{lo:.4g} <= {self.variable} <= {hi:.4g}"
         if lo is not None:
-            return f"{self.variable} >= {lo:g}"
-        return f"{self.variable} <= {hi:g}" if hi is not None else f"{self.variable} (no bound)"
+            return f"{self.variable} >= {lo:.4g}"
+        return f"{self.variable} <= {hi:.4g}" if hi is not None else f"{self.variable} (no bound)"
 
 
 @dataclass(frozen=True)

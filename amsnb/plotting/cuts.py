@@ -142,7 +142,7 @@ def single_n_minus_one(data, ax=None, bins: int = 40):
         if edge is not None:
             lo, hi = min(lo, edge), max(hi, edge)
     hi = hi if hi > lo else lo + 1.0
-    axis = hist.axis.Regular(bins, lo, hi, name=data.variable, label=data.variable)
+    axis = hist.axis.Regular(bins, lo, hi, name=data.variable, label=VARIABLE_LABELS.get(data.variable, data.variable))
     for cls, code in (("electron", 1), ("proton", 0)):
         sel = data.label == code
         if sel.any():
@@ -152,6 +152,7 @@ def single_n_minus_one(data, ax=None, bins: int = 40):
         if edge is not None:
             ax.axvline(edge, color="k", ls="--")
     ax.set_yscale("log")
+    ax.set_ylabel("events per bin")
     ax.set_title(f"N-1: {data.cut}", fontsize="small")
     ax.legend(fontsize="x-small")
     return ax.figure
