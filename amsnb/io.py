@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError, SchemaError
-from .mapping import BranchMapping, load_mapping
+from .mapping import BranchMapping, HitSpec, load_mapping, resolve_branch
 from .schema import ECAL, SCHEMAS, TreeSchema
 
 DEFAULT_STEP = "100 MB"
@@ -102,21 +102,32 @@ def _plan(t, path: Path, schema: TreeSchema, branches: list[str], mapping: Branc
         expr = mapping.expression(name)
         if mapping.is_available(name, available):
             exprs[name] = expr
-        elif schema[name].required:
-            missing.append((name, expr))
+        elif schema[name].required or name in mapping.hits or expr != name:
+            missing.append((name, expr))  # a branch the mapping names explicitly must exist, optional or not
         else:
             missing_optional.append(name)
     if missing:
-        lines = []
-        for name, expr in missing:
-            close = difflib.get_close_matches(expr, sorted(available), n=3, cutoff=0.5)
-            lines.append(f"  {name}" + (f" (looked for '{expr}')" if expr != name else "")
-                         + (f"; closest in the file: {', '.join(close)}" if close else ""))
+        lines = [missing_line(mapping, name, available) for name, _ in missing]
         raise SchemaError(f"{path}: tree '{t.name}' lacks branches the '{schema.tree}' schema needs:\n"
                           + "\n".join(lines)
                           + "\nMap them to your branch names in a mapping YAML (see docs/mapping.md) "
                             "and pass it as mapping=...")
     return exprs, missing_optional
+
+
+def missing_line(mapping: BranchMapping, name: str, available: Iterable[str]) -> str:
+    """One line naming a missing schema branch, the mapped file branches that do not exist, and the closest."""
+    available = sorted(available)
+    mapped = mapping.missing_sources(name, available)
+    if not mapped:
+        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+        return f"  {name}" + (f"; closest in the file: {', '.join(close)}" if close else "")
+    parts = []
+    for b in mapped:
+        close = difflib.get_close_matches(b, available, n=3, cutoff=0.5)
+        parts.append(f"'{b}', which is not a branch of the file"
+                     + (f"; closest in the file: {', '.join(close)}" if close else ""))
+    return f"  {name}: mapped to " + "; ".join(parts)
 
 
 def _convert(path: Path, schema: TreeSchema, raw: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
@@ -170,6 +181,97 @@ class ReadStats:
     events_read: int = 0
     events_kept: int = 0
     filled_defaults: set[str] = field(default_factory=set)
+    hits: dict[str, dict[str, int]] = field(default_factory=dict)  # schema branch -> hit counts (see _scatter)
+
+
+def _scatter(path: Path, name: str, spec: HitSpec, jagged: Mapping, shape: tuple[int, int], start: int,
+             nan_policy: str, stats: ReadStats, units: Mapping[str, float] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Dense images from one chunk of sparse hits, vectorised (no loop over events).
+
+    Returns ``(images, bad_events)``, images in the schema units (``units[name]`` applied to the hit energies):
+    hits at the same (layer, cell) are summed; hits with an index out of
+    range, a negative or a NaN/inf energy are counted per branch in ``stats.hits[name]`` and follow
+    ``nan_policy``: raise (naming the file, branch and first bad event), drop (``bad_events`` marks them), keep
+    (out-of-range hits are skipped, the others are kept)."""
+    import awkward as ak
+
+    units = units or {}
+    L, C, E = (jagged[b] for b in spec.names)
+    n = len(L)
+    nl, nc = shape
+    counts = np.asarray(ak.num(L, axis=1))
+    for b, arr in ((spec.cell, C), (spec.edep, E)):
+        if len(arr) != n or not np.array_equal(np.asarray(ak.num(arr, axis=1)), counts):
+            raise SchemaError(f"{path}: hits of '{name}': branches '{spec.layer}' and '{b}' do not have the same "
+                              "number of hits per event; map jagged branches that share one counter")
+    layer = np.asarray(ak.flatten(L, axis=None)).astype(np.int64) - spec.layer_base
+    cell = np.asarray(ak.flatten(C, axis=None)).astype(np.int64) - spec.cell_base
+    edep = np.asarray(ak.flatten(E, axis=None)).astype(np.float64)
+    ev = np.repeat(np.arange(n), counts)
+    out_l = (layer < 0) | (layer >= nl)
+    out_c = (cell < 0) | (cell >= nc)
+    nonfin = ~np.isfinite(edep)
+    neg = edep < 0
+    ok = ~(out_l | out_c)
+    all_ok = bool(ok.all())
+    flat = ev * (nl * nc) if all_ok else ev[ok] * (nl * nc)  # in place below: no temporaries per term
+    flat += layer * nc if all_ok else layer[ok] * nc
+    flat += cell if all_ok else cell[ok]
+    st = stats.hits.setdefault(name, {"hits": 0, "duplicates": 0, "out_of_range": 0, "negative": 0,
+                                      "nonfinite": 0, "events_bad": 0})
+    st["hits"] += len(edep)
+    step = np.diff(flat)
+    if len(flat) < 2 or (step >= 0).all():  # hits in cell order (the usual layout): duplicates are neighbours
+        st["duplicates"] += int(np.count_nonzero(step == 0))
+    else:  # hits per cell; cheaper than np.unique (a sort/hash)
+        st["duplicates"] += int(len(flat) - np.count_nonzero(np.bincount(flat, minlength=n * nl * nc)))
+    del step
+    problems = [(spec.layer, out_l, f"index out of range {spec.layer_base}..{spec.layer_base + nl - 1}"),
+                (spec.cell, out_c, f"index out of range {spec.cell_base}..{spec.cell_base + nc - 1}"),
+                (spec.edep, nonfin, "NaN/inf energy"), (spec.edep, neg, "negative energy")]
+    st["out_of_range"] += int((~ok).sum())
+    st["nonfinite"] += int(nonfin.sum())
+    st["negative"] += int(neg.sum())
+    badhit = ~ok | nonfin | neg
+    bad_events = np.zeros(n, dtype=bool)
+    bad_events[ev[badhit]] = True
+    st["events_bad"] += int(bad_events.sum())
+    if badhit.any() and nan_policy == "raise":
+        detail = "; ".join(f"{b}: {int(m.sum())} hits with {what} (first in event entry {start + int(ev[m][0])})"
+                           for b, m, what in problems if m.any())
+        raise SchemaError(f"{path}: bad hits for '{name}': {detail}. Pass nan_policy='drop' to skip those events, "
+                          "check layer_base/cell_base in the mapping, or fix the file.")
+    weights = edep if all_ok else edep[ok]
+    factor = float(units.get(name, 1.0))
+    if factor != 1.0:
+        weights = weights * factor
+    image = np.bincount(flat, weights=weights, minlength=n * nl * nc).reshape(n, nl, nc)
+    return image, bad_events
+
+
+def _hit_chunks(t, path: Path, schema: TreeSchema, mp: BranchMapping, exprs: dict, sources: list[str],
+                step_size, nan_policy: str, stats: ReadStats):
+    """Chunks of (raw numpy branches, hit images, bad-event mask) over aligned entry ranges."""
+    keys = list(t.keys())
+    hit_names = [k for k in exprs if k in mp.hits]
+    hit_keys = {b: resolve_branch(b, keys) for k in hit_names for b in mp.hits[k].names}
+    if isinstance(step_size, str):
+        step = int(t.num_entries_for(step_size, filter_name=sources + list(hit_keys.values())))
+    else:
+        step = int(step_size)
+    step = max(step, 1)
+    total = int(t.num_entries)
+    for start in range(0, total, step):
+        stop = min(start + step, total)
+        raw = t.arrays(sources, entry_start=start, entry_stop=stop, library="np") if sources else {}
+        jagged = {b: t[key].array(entry_start=start, entry_stop=stop, library="ak") for b, key in hit_keys.items()}
+        images, bad = {}, np.zeros(stop - start, dtype=bool)
+        for name in hit_names:
+            images[name], b = _scatter(path, name, mp.hits[name], jagged, schema[name].shape, start,
+                                       nan_policy, stats, mp.units)
+            bad |= b
+        yield dict(raw), images, bad, stop - start
 
 
 def iterate(files, schema: TreeSchema | str = ECAL, branches: Iterable[str] | None = None,
@@ -199,15 +301,26 @@ def iterate(files, schema: TreeSchema | str = ECAL, branches: Iterable[str] | No
         t = open_tree(path, mp.tree or schema.tree)
         exprs, missing_opt = _plan(t, path, schema, wanted, mp)
         stats.filled_defaults.update(missing_opt)
-        sources = mp.source_branches(exprs, t.keys())
+        plain = {k: v for k, v in exprs.items() if k not in mp.hits}
+        sources = mp.source_branches(plain, t.keys())
+        if any(k in mp.hits for k in exprs):
+            chunks = _hit_chunks(t, path, schema, mp, exprs, sources, step_size, nan_policy, stats)
+        else:
+            chunks = ((raw, {}, None, None) for raw in t.iterate(sources, step_size=step_size, library="np"))
         try:
-            for raw in t.iterate(sources, step_size=step_size, library="np"):
-                n = len(next(iter(raw.values()))) if raw else 0
-                arrays = _convert(path, schema, mp.evaluate(exprs, raw), n)
+            for raw, images, bad, n in chunks:
+                if n is None:
+                    n = len(next(iter(raw.values()))) if raw else 0
+                arrays = _convert(path, schema, mp.evaluate(plain, raw), n)
                 arrays = mp.apply_units(arrays)
+                for name, image in images.items():  # unit factor already applied to the hit energies
+                    arrays[name] = image.astype(schema[name].np_dtype)
+                arrays = {k: arrays[k] for k in exprs}  # the schema's order of the wanted branches
                 for name in missing_opt:
                     arrays[name] = schema.empty(n)[name] if name != "weight" else np.ones(n, np.float32)
                 stats.events_read += n
+                if bad is not None and nan_policy == "drop" and bad.any():
+                    arrays = {k: v[~bad] for k, v in arrays.items()}
                 arrays = _apply_nan_policy(path, arrays, nan_policy)
                 stats.events_kept += len(next(iter(arrays.values()))) if arrays else 0
                 yield arrays
@@ -342,6 +455,8 @@ class CheckReport:
     misshaped: dict[str, str] = field(default_factory=dict)
     nonfinite: dict[str, int] = field(default_factory=dict)
     n_events: int = 0
+    missing_detail: dict[str, str] = field(default_factory=dict)  # why a missing branch is missing
+    hits: dict[str, str] = field(default_factory=dict)  # image branches built from sparse hits: what was seen
 
     def text(self) -> str:
         lines = [f"file: {self.path}"]
@@ -353,7 +468,10 @@ class CheckReport:
             lines.append(f"schema tree '{self.tree}': {self.n_events} events")
             lines.append(f"branches present: {len(self.present)}")
             for name in self.missing_required:
-                lines.append(f"  MISSING (required): {name}")
+                detail = self.missing_detail.get(name, "")
+                lines.append(f"  MISSING (required): {name}" + (f": {detail}" if detail else ""))
+            for name, msg in self.hits.items():
+                lines.append(f"  sparse hits: {name}: {msg}")
             for name in self.missing_optional:
                 lines.append(f"  missing (optional, default used): {name}")
             for name, msg in self.misshaped.items():
@@ -395,8 +513,10 @@ def check_file(path: str | os.PathLike, mapping=None, schema: TreeSchema | str |
         for b in sch.branches:
             if mp.is_available(b.name, available):
                 report.present.append(b.name)
-            elif b.required:
+            elif b.required or b.name in mp.hits or mp.expression(b.name) != b.name:
                 report.missing_required.append(b.name)
+                if mp.missing_sources(b.name, available):
+                    report.missing_detail[b.name] = missing_line(mp, b.name, available).split(": ", 1)[-1]
             else:
                 report.missing_optional.append(b.name)
         stats = ReadStats()
@@ -410,6 +530,14 @@ def check_file(path: str | os.PathLike, mapping=None, schema: TreeSchema | str |
         for chunk in iterate(path, sch, readable, mp, step_size=step_size, nan_policy="keep", stats=stats):
             for k, v in count_nonfinite(chunk).items():
                 report.nonfinite[k] = report.nonfinite.get(k, 0) + v
+        for name, spec in mp.hits.items():
+            if name in readable:
+                st = stats.hits.get(name, {})
+                report.hits[name] = (f"from {spec.layer}, {spec.cell}, {spec.edep} (layer_base {spec.layer_base}, "
+                                     f"cell_base {spec.cell_base}): {st.get('hits', 0)} hits, "
+                                     f"{st.get('duplicates', 0)} duplicates summed, {st.get('out_of_range', 0)} "
+                                     f"out of range, {st.get('negative', 0)} negative, {st.get('nonfinite', 0)} "
+                                     f"NaN/inf energies ({st.get('events_bad', 0)} events with bad hits)")
         report.usable = not report.missing_required and not report.misshaped and report.n_events > 0
         if report.n_events == 0:
             report.error = f"tree '{report.tree}' has no events"

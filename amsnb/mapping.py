@@ -9,6 +9,11 @@ A mapping is a small YAML file (documented example: ``amsnb/data/example_mapping
     units:                        # optional multiplicative factors to the schema's units
       energy: 0.001               # file in MeV, schema in GeV
 
+An image branch (``ecal_edep``) can instead be built from sparse hits, jagged branches sharing one counter::
+
+    branches:
+      ecal_edep: {hits: {layer: EcalHit_Plane, cell: EcalHit_Cell, edep: EcalHit_Edep, layer_base: 0, cell_base: 0}}
+
 Unmapped schema branches are looked up under their own name. The mapping is validated once, when
 loaded, against the schema it is used with.
 """
@@ -62,6 +67,56 @@ def _evaluate(expr: str, raw: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.asarray(eval(compile(tree, "<mapping>", "eval"), {"__builtins__": {}}, {**_NUMPY, **raw}))
 
 
+@dataclass(frozen=True)
+class HitSpec:
+    """Sparse hits that build a dense (layers, cells) image: three jagged branches sharing one counter."""
+    layer: str
+    cell: str
+    edep: str
+    layer_base: int = 0
+    cell_base: int = 0
+
+    @property
+    def names(self) -> list[str]:
+        return [self.layer, self.cell, self.edep]
+
+
+def _hit_spec(source: str, name: str, spec) -> HitSpec:
+    inner = spec.get("hits") if isinstance(spec, Mapping) else None
+    if not isinstance(inner, Mapping) or set(spec) != {"hits"}:
+        raise ConfigError(f"mapping {source}: branch '{name}' must map to a branch name, an expression, or "
+                          "{hits: {layer: BRANCH, cell: BRANCH, edep: BRANCH}}")
+    unknown = set(inner) - {"layer", "cell", "edep", "layer_base", "cell_base"}
+    missing = {"layer", "cell", "edep"} - set(inner)
+    if unknown or missing:
+        raise ConfigError(f"mapping {source}: hits of '{name}': "
+                          + (f"unknown keys {sorted(unknown)}; " if unknown else "")
+                          + (f"missing keys {sorted(missing)}; " if missing else "")
+                          + "allowed: layer, cell, edep, layer_base, cell_base")
+    for key in ("layer", "cell", "edep"):
+        if not isinstance(inner[key], str) or not inner[key].strip():
+            raise ConfigError(f"mapping {source}: hits of '{name}': '{key}' must be a branch name")
+    bases = {}
+    for key in ("layer_base", "cell_base"):
+        v = inner.get(key, 0)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ConfigError(f"mapping {source}: hits of '{name}': '{key}' must be an integer (0 or 1)")
+        bases[key] = v
+    return HitSpec(inner["layer"].strip(), inner["cell"].strip(), inner["edep"].strip(), **bases)
+
+
+def resolve_branch(name: str, available: Iterable[str]) -> str | None:
+    """The file key for a branch name: exact, the last part of a nested path, or dotted (``EcalHit.Plane``
+    for ``EcalHit/Plane`` or ``EcalHit/EcalHit.Plane``)."""
+    available = list(available)
+    if name in available:
+        return name
+    for key in available:
+        if key.split("/")[-1] == name or key.replace("/", ".") == name:
+            return key
+    return None
+
+
 @dataclass
 class BranchMapping:
     """Schema branch name -> expression in the user's file, plus tree name and unit factors."""
@@ -69,11 +124,24 @@ class BranchMapping:
     branches: dict[str, str] = field(default_factory=dict)
     units: dict[str, float] = field(default_factory=dict)
     source: str = "identity"
+    hits: dict[str, HitSpec] = field(default_factory=dict)
 
     def expression(self, name: str) -> str:
         return self.branches.get(name, name)
 
+    def missing_sources(self, name: str, available: Iterable[str]) -> list[str]:
+        """The file branches a *mapped* schema branch names that the file lacks (empty if it is complete)."""
+        available = list(available)
+        if name in self.hits:
+            return [b for b in self.hits[name].names if resolve_branch(b, available) is None]
+        expr = self.expression(name)
+        if expr == name or expr in available:
+            return []
+        return sorted(_identifiers(expr) - set(available))
+
     def is_available(self, name: str, available: Iterable[str]) -> bool:
+        if name in self.hits:
+            return not self.missing_sources(name, available)
         available = set(available)
         expr = self.expression(name)
         if expr in available:
@@ -109,7 +177,9 @@ def load_mapping(mapping: str | os.PathLike | BranchMapping | Mapping | None, sc
     if mapping is None or mapping == "":
         return BranchMapping()
     if isinstance(mapping, BranchMapping):
-        spec, source = {"tree": mapping.tree, "branches": mapping.branches, "units": mapping.units}, mapping.source
+        spec = {"tree": mapping.tree, "units": mapping.units,
+                "branches": {**mapping.branches, **{k: {"hits": vars(h)} for k, h in mapping.hits.items()}}}
+        source = mapping.source
     elif isinstance(mapping, Mapping):
         spec, source = dict(mapping), "dict"
     else:
@@ -134,9 +204,18 @@ def load_mapping(mapping: str | os.PathLike | BranchMapping | Mapping | None, sc
         if name not in schema:
             raise ConfigError(f"mapping {source}: '{name}' is not a branch of the '{schema.tree}' schema; "
                               f"branches: {', '.join(schema.names)}")
-    for name, expr in branches.items():
+    hits = {}
+    for name, expr in list(branches.items()):
+        if isinstance(expr, Mapping):
+            if len(schema[name].shape) != 2:
+                raise ConfigError(f"mapping {source}: '{name}' is not an image branch; only image branches "
+                                  "(e.g. ecal_edep) can be built from hits")
+            hits[name] = _hit_spec(source, name, expr)
+            del branches[name]
+            continue
         if not isinstance(expr, str) or not expr.strip():
             raise ConfigError(f"mapping {source}: branch '{name}' must map to a branch name or expression")
         _identifiers(expr)
     tree = spec.get("tree")
-    return BranchMapping(tree=str(tree) if tree else None, branches=branches, units=units, source=source)
+    return BranchMapping(tree=str(tree) if tree else None, branches=branches, units=units, source=source,
+                         hits=hits)

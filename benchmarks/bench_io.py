@@ -69,6 +69,49 @@ def _install() -> list[dict]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def sparse_rows(n: int) -> list[dict]:
+    """Sparse ECAL hits -> dense images through a mapping (amsnb.io) vs plain uproot reading the same branches,
+    in one run: ``python benchmarks/bench_io.py sparse [N]``."""
+    import awkward as ak
+    import uproot
+
+    from amsnb import io
+
+    arrays, what = _events(n)
+    img = arrays["ecal_edep"]
+    ev, layer, cell = np.nonzero(img)
+    counts = np.bincount(ev, minlength=n)
+    edep = img[ev, layer, cell] / 1000.0  # GeV
+    hits = ak.zip({"Plane": ak.unflatten(layer.astype(np.int32), counts),
+                   "Cell": ak.unflatten(cell.astype(np.int32), counts),
+                   "Edep": ak.unflatten(edep.astype(np.float32), counts)})
+    tmp = Path(tempfile.mkdtemp(prefix="amsnb-sparse-"))
+    try:
+        path = tmp / "sparse.root"
+        data = {"event": arrays["event"], "EcalHit": hits}
+        with uproot.recreate(path, compression=uproot.LZ4(1)) as f:
+            f.mktree("amstree", {"event": arrays["event"].dtype, "EcalHit": hits.type},
+                     field_name=lambda outer, inner: f"{outer}_{inner}")
+            for s in range(0, n, 50_000):
+                f["amstree"].extend({k: v[s:s + 50_000] for k, v in data.items()})
+        mapping = {"tree": "amstree", "units": {"ecal_edep": 1000.0}, "branches": {"ecal_edep": {"hits": {
+            "layer": "EcalHit_Plane", "cell": "EcalHit_Cell", "edep": "EcalHit_Edep"}}}}
+        names = ["event", "EcalHit_Plane", "EcalHit_Cell", "EcalHit_Edep"]
+        out = io.read(path, branches=["event", "ecal_edep"], mapping=mapping)
+        np.testing.assert_allclose(out["ecal_edep"], img, rtol=1e-5, atol=1e-4)
+        t_a = _best(lambda: io.read(path, branches=["event", "ecal_edep"], mapping=mapping))
+        t_p = _best(lambda: uproot.open(path)["amstree"].arrays(names, library="ak"))
+        note = f"{n} {what}, {len(edep) / n:.0f} hits/event, {path.stat().st_size / 1e6:.0f} MB file"
+        return [
+            {"name": "sparse hits -> images amsnb.io", "value": n / t_a, "unit": "events/s", "note": note},
+            {"name": "sparse hits plain uproot", "value": n / t_p, "unit": "events/s", "note": "same branches, jagged"},
+            {"name": "sparse read ratio amsnb/plain", "value": t_p / t_a, "unit": "x",
+             "note": "issue 13 asks >= 0.5"},
+        ]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run(quick: bool) -> list[dict]:
     import uproot
 
@@ -116,4 +159,10 @@ def run(quick: bool) -> list[dict]:
         ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    rows += sparse_rows(n)
     return rows
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "sparse":
+    for row in sparse_rows(int(sys.argv[2]) if len(sys.argv) > 2 else 20_000):
+        print(f"{row['name']:40s} {row['value']:12.3g} {row['unit']:9s} {row['note']}")

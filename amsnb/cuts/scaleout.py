@@ -76,6 +76,15 @@ def lazy_events(files, cutset, mapping=None, step_size: str | int = "50 MB"):
         if not p.exists():
             raise InputFileError(f"{p}: file not found")
     wanted = sorted({*cutset.branches(), "label", "weight"})
+    if mapping is not None:
+        from ..mapping import load_mapping
+        from ..schema import ECAL
+
+        mp = load_mapping(mapping, ECAL)
+        hit_names = sorted(set(mp.hits) & set(wanted))
+        if hit_names:
+            raise ConfigError(f"mapping {mp.source}: {hit_names} are built from sparse hits; the dask path does not "
+                              "build images yet. Use the in-memory path (use_dask=False) for this mapping")
     source = {n: renames.get(n, n) for n in wanted}
     missing = [n for n in cutset.branches() if source[n] not in present]
     if missing:
