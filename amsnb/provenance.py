@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -167,7 +166,7 @@ def report(label: str, action: str, reason: str = "", verb: str = "recomputing")
         line = f"{label}: {reason}, resuming" if reason else f"{label}: resuming"
     else:
         line = f"{label}: {reason}, {verb}" if reason else f"{label}: {verb}"
-    print(line, file=sys.stderr if os.environ.get("AMSNB_PROVENANCE_QUIET") else sys.stdout, flush=True)
+    print(line, flush=True)
     log = os.environ.get(LOG_ENV)
     if log:
         with open(log, "a") as f:

@@ -37,6 +37,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _serving(proc, url: str, probe: str, name: str, log: Path):
+    """Wait until the server ``proc`` answers on ``url + probe`` (any HTTP answer: GET / would already run a
+    notebook), yield ``url``, and stop the server afterwards."""
+    try:
+        deadline = time.time() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{name} exited with {proc.returncode}; see {log}")
+            try:
+                with urllib.request.urlopen(url + probe, timeout=5):
+                    break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail(f"{name} did not answer on {url} within 90 s; see {log}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 @contextlib.contextmanager
 def voila(app: str):
     """Serve ``app`` with Voila (this interpreter's environment, the notebook's kernel "amsnb") on a free port."""
@@ -47,28 +73,7 @@ def voila(app: str):
         proc = subprocess.Popen([sys.executable, "-m", "voila", app, f"--port={port}", "--no-browser",
                                  "--Voila.ip=127.0.0.1", "--show_tracebacks=True"], cwd=ROOT, stdout=fh,
                                 stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"voila exited with {proc.returncode}; see {log}")
-            try:  # any HTTP answer means the server is up (GET / would already run the notebook)
-                with urllib.request.urlopen(url + "api", timeout=5):
-                    break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail(f"voila did not answer on {url} within 90 s; see {log}")
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    yield from _serving(proc, f"http://127.0.0.1:{port}/", "api", "voila", log)
 
 
 @pytest.fixture(scope="module")
@@ -348,28 +353,7 @@ def jupyterlab(root: Path):
                                  f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
                                  "--LabApp.extension_manager=readonly"],
                                 cwd=root, stdout=fh, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}; see {log}")
-            try:
-                with urllib.request.urlopen(url + "api/status", timeout=5):
-                    break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail(f"jupyter lab did not answer on {url} within 90 s; see {log}")
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    yield from _serving(proc, f"http://127.0.0.1:{port}/", "api/status", "jupyter lab", log)
 
 
 def _with_parameters(src: Path, dst: Path, values: dict) -> None:

@@ -121,7 +121,7 @@ def train(wd: Workdir, sets: Mapping, z_sel: int, train_config: Mapping, model_c
     """
     from .. import provenance
     from ..models import build, load_model, save_model
-    from ..train.trainer import TrainConfig, fit
+    from ..train.trainer import _RESUMABLE_CHANGES, TrainConfig, fit
     from .model import fit_normalization
 
     name = model_name(z_sel, tag)
@@ -129,7 +129,7 @@ def train(wd: Workdir, sets: Mapping, z_sel: int, train_config: Mapping, model_c
     tc = dict(train_config)
     tc.setdefault("early_stopping_metric", "auc")
     cfg = TrainConfig.from_dict(tc)
-    request = {"train_config": {k: v for k, v in tc.items() if k not in _resumable_fields()},
+    request = {"train_config": {k: v for k, v in tc.items() if k not in _RESUMABLE_CHANGES},
                "model_config": model_config, "selection": int(z_sel)}
     inputs = {k: provenance.array_digest(sets[f"{k}_arrays"]) for k in ("train", "val", "target")}
     stamp = provenance.Stamp("amsnb.nuclei.study.train", TRAIN_VERSION, request, inputs)
@@ -151,12 +151,6 @@ def train(wd: Workdir, sets: Mapping, z_sel: int, train_config: Mapping, model_c
     provenance.ensure(folder, stamp, run, resumable=True, fresh=fresh or retrain, label=f"models/{name}",
                       verb="training")
     return unfinished.get("model") or load_model(folder)
-
-
-def _resumable_fields() -> set[str]:
-    from ..train.trainer import _RESUMABLE_CHANGES
-
-    return set(_RESUMABLE_CHANGES)
 
 
 def history(model) -> list[dict]:
