@@ -8,8 +8,18 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"io", "schema", "mapping", "errors", "runner", "profiles", "cuts", "models", "train", "metrics",
-               "plotting", "widgets", "scores", "workdir", "provenance", "export", "ecal", "nuclei"}
+_SUBMODULES = {"io", "derive", "schema", "mapping", "errors", "runner", "profiles", "cuts", "models", "train",
+               "metrics", "plotting", "widgets", "scores", "workdir", "provenance", "export", "ecal", "nuclei"}
+
+
+def _wire_derivations() -> None:
+    """The wing module that registers each schema tree's derived branches (:mod:`amsnb.derive`), imported on use."""
+    from . import derive
+
+    derive.provide("ecal", "amsnb.ecal.derived")
+
+
+_wire_derivations()
 
 
 def __getattr__(name):

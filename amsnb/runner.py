@@ -288,6 +288,29 @@ def _sweep_points(sweeps: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(sweeps[k] for k in keys))]
 
 
+def caller_paths(value: Any) -> Any:
+    """A parameter value with the relative file paths and globs it names made absolute from the caller's folder.
+
+    Notebooks run in ``notebooks/``, so ``-p mapping my.yaml`` or ``-p input_files 'data/*.root'`` would otherwise
+    be looked up there. Only items that exist (or globs that match) from the current folder are changed; comma
+    lists keep their form; anything else is returned unchanged."""
+    import glob
+
+    if isinstance(value, list):
+        return [caller_paths(v) for v in value]
+    if not isinstance(value, str) or not value.strip():
+        return value
+    items = [v.strip() for v in value.split(",")]
+    out = []
+    for item in items:
+        path = os.path.expanduser(item)
+        if item and not os.path.isabs(path) and (
+                glob.glob(path) if any(ch in path for ch in "*?[") else os.path.exists(path)):
+            item = os.path.join(os.getcwd(), path)
+        out.append(item)
+    return ", ".join(out) if len(items) > 1 else out[0]
+
+
 def run_series(profile: str = "default", only: list[str] | None = None, workdir: str | Path | None = None,
                params: dict[str, Any] | None = None, sweeps: dict[str, list[Any]] | None = None,
                nb_dir: str | Path | None = None, log=print, fresh: bool = False) -> list[NotebookRun]:
@@ -306,7 +329,9 @@ def run_series(profile: str = "default", only: list[str] | None = None, workdir:
     if unknown:
         raise ConfigError(f"no notebook of this run has the parameter(s) {sorted(unknown)} (-p/--sweep); "
                           + "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in declared.items()))
-    check_parameter_types(params or {}, cells, "-p")
+    params = {k: caller_paths(v) for k, v in (params or {}).items()}
+    sweeps = {k: [caller_paths(v) for v in vs] for k, vs in (sweeps or {}).items()}
+    check_parameter_types(params, cells, "-p")
     for name, values in (sweeps or {}).items():
         for value in values:
             check_parameter_types({name: value}, cells, "--sweep")

@@ -136,16 +136,16 @@ explorer
 # %% [markdown]
 # ## 5. The same cut flow on a dask cluster
 #
-# `uproot.dask` opens every raw file lazily (one partition per `dask_step_size`), the cut set builds its masks on the
-# dask-awkward arrays with the same code, and each partition is reduced to counts on the workers. The counts must
-# equal the in-memory ones exactly.
+# The raw files are cut into entry ranges of about `dask_step_size`; each worker reads its range with the in-memory
+# reader (same mapping: expressions, sparse hits, derived variables) and counts it with the same cut flow code. The
+# counts must equal the in-memory ones exactly.
 
 # %%
 dask_equal, dask_seconds = None, None
 if use_dask:
     t0 = time.perf_counter()
     flows_dask = scaleout.cut_flows_dask(sources, cutset, mapping=mapping or None, scheduler=dask_scheduler or None,
-                                         step_size=dask_step_size)
+                                         step_size=dask_step_size, event_filters=datasets.event_filters(wd))
     dask_seconds = time.perf_counter() - t0
     dask_equal = all(flows_dask[name].same_as(flows[name]) for name in flows)
     print(f"dask: {sum(int(f.counts[c][0]) for f in flows_dask.values() for c in f.counts)} events in "
@@ -155,7 +155,7 @@ if use_dask:
 summary = {name: {"electron_eff": float(flow.efficiency("electron")[0][-1]) if "electron" in flow.classes else None,
                   "proton_eff": float(flow.efficiency("proton")[0][-1]) if "proton" in flow.classes else None}
            for name, flow in flows.items()}
-step = {c: float(flows[mc_name].efficiency(c, cumulative=False)[0][cutset.names.index("e_over_r") + 1])
+step = {c: float(flows[mc_name].efficiency(c, cumulative=False)[0][flows[mc_name].steps.index("e_over_r")])
         for c in ("electron", "proton")} if "e_over_r" in cutset.names else {}
 wd.save_metrics("02", {
     "cuts": cutset.name,

@@ -88,21 +88,41 @@ def test_cut_flow_by_hand():
     ev = tiny_events()
     flow = cuts.cut_flow(ev, cuts.from_dict(TINY))
     # charge |q-1| <= 0.2 keeps events 0,1,3,4,6,7; energy 100..1000 then keeps 0,3,7
-    assert flow.steps == ["all", "charge", "energy"]
-    assert flow.counts["electron"].tolist() == [4, 3, 1]  # electrons 0,1,2,6 -> 0,1,6 -> 0
-    assert flow.counts["proton"].tolist() == [3, 2, 1]  # protons 3,4,5 -> 3,4 -> 3
-    assert flow.counts["unlabeled"].tolist() == [1, 1, 1]
-    assert flow.sumw["electron"].tolist() == [7.0, 6.0, 1.0]
-    assert flow.sumw2["electron"].tolist() == [15.0, 14.0, 1.0]
+    assert flow.steps == ["all", "finite", "charge", "energy"]
+    assert flow.counts["electron"].tolist() == [4, 4, 3, 1]  # electrons 0,1,2,6 -> all finite -> 0,1,6 -> 0
+    assert flow.counts["proton"].tolist() == [3, 3, 2, 1]  # protons 3,4,5 -> 3,4 -> 3
+    assert flow.counts["unlabeled"].tolist() == [1, 1, 1, 1]
+    assert flow.sumw["electron"].tolist() == [7.0, 7.0, 6.0, 1.0]
+    assert flow.sumw2["electron"].tolist() == [15.0, 15.0, 14.0, 1.0]
     eff, lo, hi = flow.efficiency("electron")
-    assert eff.tolist() == [1.0, 0.75, 0.25]
+    assert eff.tolist() == [1.0, 1.0, 0.75, 0.25]
     # central 68 % Clopper-Pearson of 3/4 computed directly with scipy
-    assert lo[1] == pytest.approx(beta.ppf(0.16, 3, 2)) and hi[1] == pytest.approx(beta.ppf(0.84, 4, 1))
+    assert lo[2] == pytest.approx(beta.ppf(0.16, 3, 2)) and hi[2] == pytest.approx(beta.ppf(0.84, 4, 1))
     step, _, _ = flow.efficiency("electron", cumulative=False)
-    assert step[2] == pytest.approx(1 / 3)
+    assert step[3] == pytest.approx(1 / 3)
     weff, _, _ = flow.efficiency("electron", weighted=True)
-    assert weff[2] == pytest.approx(1 / 7)
+    assert weff[3] == pytest.approx(1 / 7)
     assert "charge" in flow.text() and "<table>" in flow.html()
+
+
+def test_nonfinite_events_fail_their_own_first_step_counted_per_branch():
+    """A NaN energy and an inf charge fail "finite values" (counted per branch, merged over chunks), not a cut
+    downstream; select() drops them too; N-1 distributions never contain them."""
+    ev = tiny_events()
+    ev["energy"][0] = np.nan  # an electron that passes both cuts otherwise
+    ev["tracker_charge"][3] = np.inf  # the proton that passes both cuts otherwise
+    cs = cuts.from_dict(TINY)
+    flow = cuts.cut_flow(ev, cs)
+    assert flow.counts["electron"].tolist() == [4, 3, 2, 0]
+    assert flow.counts["proton"].tolist() == [3, 2, 1, 0]
+    assert flow.nonfinite == {"energy": 1, "tracker_charge": 1}
+    assert "NaN/inf in energy: 1, tracker_charge: 1" in flow.rows()[1]["cut"]
+    merged = cuts.cut_flow({k: v[:2] for k, v in ev.items()}, cs)
+    merged += cuts.cut_flow({k: v[2:] for k, v in ev.items()}, cs)
+    assert merged.same_as(flow) and merged.nonfinite == flow.nonfinite
+    assert cuts.CutFlow.from_dict(flow.to_dict()).nonfinite == flow.nonfinite
+    assert len(cuts.select(ev, cs)["energy"]) == 1  # event 7 only
+    assert np.isfinite(cuts.n_minus_one(ev, cs)["energy"].values).all()
 
 
 def test_per_set_window_and_merging_chunks():
@@ -211,7 +231,7 @@ def test_cut_explorer_from_files_reads_only_what_the_cuts_need(tmp_path):
 def _random_file(path, n, seed):
     rng = np.random.default_rng(seed)
     a = {k: v for k, v in ECAL.empty(n).items() if not ECAL[k].shape}
-    a["ecal_edep"] = np.zeros((n, 18, 72), np.float32)
+    a["ecal_edep"] = np.where(rng.random((n, 18, 72)) < 0.05, rng.exponential(50.0, (n, 18, 72)), 0).astype(np.float32)
     a["layer_frac"] = np.zeros((n, 18), np.float32)
     a["layer_rms"] = np.zeros((n, 18), np.float32)
     a.update(event=np.arange(n), run=np.full(n, seed), label=rng.integers(0, 2, n).astype(np.int8),
@@ -222,6 +242,7 @@ def _random_file(path, n, seed):
              dxdz=rng.normal(0, 0.2, n).astype(np.float32), dydz=rng.normal(0, 0.2, n).astype(np.float32),
              e_over_r=rng.exponential(1.0, n).astype(np.float32), trd_llr=rng.normal(0.6, 0.1, n).astype(np.float32),
              energy=rng.uniform(150, 2200, n).astype(np.float32))
+    a["rigidity"] = (a["energy"] / a["e_over_r"]).astype(np.float32)
     io.write(path, a, ECAL)
     return path
 
@@ -242,10 +263,19 @@ def test_dask_cut_flow_equals_in_memory(tmp_path):
     assert 0 < flow.counts["electron"][-1] < flow.counts["electron"][0]
 
 
-def test_dask_rejects_expression_mappings(tmp_path):
+def test_dask_takes_the_in_memory_mapping_expressions_hits_and_derived(tmp_path):
+    """A file with sparse hits, an expression label from integer codes, a tree in a directory, GeV units and no
+    shape variables: the dask flow equals the in-memory flow exactly (same reader, same derivations)."""
+    from ams_ntuple import MAPPING as m
+    from ams_ntuple import write_ams_ntuple
+
     from amsnb.cuts import scaleout
 
-    m = tmp_path / "m.yaml"
-    m.write_text("branches:\n  e_over_r: energy / abs(rigidity)\n")
-    with pytest.raises(ConfigError, match="plain branch renames"):
-        scaleout.lazy_events([_random_file(tmp_path / "a.root", 10, 1)], cuts.load(), mapping=m)
+    src = _random_file(tmp_path / "src.root", 900, 3)
+    f = write_ams_ntuple(src, tmp_path / "ams.root", seed=4, n_nan=7, n_duplicates=5)
+    mem = cuts.cut_flow_files([f], "default", "mc_high", mapping=m, progress=False)
+    with scaleout.client(n_workers=2, threads_per_worker=1, processes=True) as c:
+        flow = scaleout.cut_flow_dask([f], "default", "mc_high", mapping=m, dask_client=c, step_size=200)
+    assert flow.same_as(mem) and flow.nonfinite == mem.nonfinite
+    assert flow.nonfinite["energy"] == 7 and flow.counts["electron"][1] + flow.counts["proton"][1] == 900 - 7
+    assert flow.counts["electron"][0] + flow.counts["proton"][0] == 900

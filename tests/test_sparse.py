@@ -194,3 +194,76 @@ def test_duplicates_counted_sorted_or_not(tmp_path, order):
     np.testing.assert_allclose(b[0, 0, 5], 300.0, rtol=1e-5)
     np.testing.assert_allclose(b[1, 2, 7], 400.0, rtol=1e-5)
     assert b.sum() == pytest.approx(1000.0, rel=1e-5)
+
+
+def test_numba_and_numpy_scatter_agree_on_every_defect(monkeypatch):
+    """The fused kernel and the NumPy path give the same images (float32 rounding), counts and bad events."""
+    import awkward as ak
+
+    from amsnb import _hitkernel
+    from amsnb.mapping import HitSpec
+
+    counts, layer, cell, edep = _hits(n=300, seed=9, base=1)
+    edep = edep.copy()
+    edep[5], edep[17], edep[40] = np.nan, -0.01, np.inf
+    layer[60], cell[80] = 19, 0  # out of range for 1-based numbering
+    jag = {b: ak.unflatten(a, counts) for b, a in (("L", layer.astype(np.int16)), ("C", cell.astype(np.int32)),
+                                                     ("E", edep.astype(np.float32)))}
+    spec = HitSpec("L", "C", "E", 1, 1)
+    out = {}
+    for numba_on in (True, False):
+        monkeypatch.setattr(_hitkernel, "HAVE_NUMBA", numba_on)
+        stats = io.ReadStats()
+        img, bad = io._scatter("f.root", "ecal_edep", spec, jag, (18, 72), 0, "keep", stats, {"ecal_edep": 1000.0})
+        out[numba_on] = (img, bad, stats.hits["ecal_edep"])
+    assert out[True][2] == out[False][2]
+    assert out[True][2]["out_of_range"] == 2 and out[True][2]["nonfinite"] == 2 and out[True][2]["negative"] == 1
+    np.testing.assert_array_equal(out[True][1], out[False][1])
+    np.testing.assert_allclose(out[True][0], out[False][0], rtol=1e-6, equal_nan=True)
+    for numba_on in (True, False):
+        monkeypatch.setattr(_hitkernel, "HAVE_NUMBA", numba_on)
+        with pytest.raises(SchemaError, match=r"L: 1 hits with index out of range 1..18 \(first in event entry"):
+            io._scatter("f.root", "ecal_edep", spec, jag, (18, 72), 0, "raise", io.ReadStats())
+
+
+def test_variables_the_file_lacks_are_derived_with_the_simulations_code(tmp_path):
+    """A flat AMS-style ntuple (sparse GeV hits, 1-based, tree in a directory, Geant3 codes, no shape variables)
+    read through the shipped example mapping: every derived variable equals what the simulation wrote for the same
+    showers (same code; the GeV round trip of the cells is float32 rounding), labels and domains come back from the
+    codes, and `amsnb check` lists the derived branches and exits 0."""
+    from ams_ntuple import MAPPING, write_ams_ntuple
+
+    from amsnb.ecal import sim
+
+    src = tmp_path / "dense.root"
+    a = sim.simulate(300, "proton", "iss", seed=3)
+    b = sim.simulate(200, "electron", "mc", seed=4)
+    io.write(src, {k: np.concatenate([a[k], b[k]]) for k in a})
+    ams = write_ams_ntuple(src, tmp_path / "ams.root", seed=1, n_duplicates=4)
+    want = io.read(src)
+    stats = io.ReadStats()
+    got = next(io.iterate(ams, mapping=MAPPING, stats=stats, step_size=10_000))
+    derived = {"energy_raw", "shower_max", "shower_alpha", "lateral_rms", "layer_frac", "layer_rms", "f_front",
+               "f_rear", "f_core", "s1_s3", "s3_s5", "n_hit_cells", "n_saturated", "entry_x", "entry_y", "dxdz",
+               "dydz", "e_over_r"}
+    assert set(stats.derived) == derived
+    np.testing.assert_allclose(got["ecal_edep"], want["ecal_edep"], rtol=1e-6)
+    for name in sorted(derived - {"n_hit_cells", "n_saturated"}):
+        np.testing.assert_allclose(got[name], want[name], rtol=2e-3, atol=2e-3, err_msg=name)
+    np.testing.assert_array_equal(got["n_hit_cells"], want["n_hit_cells"])
+    np.testing.assert_array_equal(got["label"], want["label"])
+    np.testing.assert_array_equal(got["domain"], want["domain"])
+    assert stats.hits["ecal_edep"]["duplicates"] == 4 and stats.filled_defaults == {"pdg", "true_energy", "weight"}
+    report = io.check_file(ams, mapping=MAPPING)
+    assert report.usable and set(report.derived) == derived and "derived by amsnb: energy_raw" in report.text()
+    assert cli_main(["check", str(ams), "--mapping", str(MAPPING)]) == 0
+
+
+def test_missing_underivable_branch_is_named_with_the_closest(tmp_path):
+    """rigidity cannot be derived from the cells: it stays required, and its absence names close branches."""
+    counts, layer, cell, edep = _hits()
+    _write(tmp_path / "norig.root", counts, layer, cell, edep, len(counts), rename={"rigidity": "rigidty_inner"})
+    report = io.check_file(tmp_path / "norig.root", mapping=_mapping())
+    assert not report.usable and "rigidity" in report.missing_required
+    assert "closest in the file: rigidty_inner" in report.text()
+    assert "shower_max" not in report.missing_required

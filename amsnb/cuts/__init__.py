@@ -290,13 +290,17 @@ def load(cuts: str | os.PathLike | Mapping | CutSet = "default", schema: TreeSch
 
 def select(arrays: Mapping[str, np.ndarray], cutset: CutSet | str = "default", set_name: str | None = None,
            what: str = "events") -> dict[str, np.ndarray]:
-    """The events passing every cut; raises :class:`EmptySelectionError` naming the cut that emptied them."""
+    """The events with finite values passing every cut; raises :class:`EmptySelectionError` naming the cut (or
+    the "finite" step) that emptied them."""
     cutset = load(cutset)
     n0 = len(next(iter(arrays.values()))) if arrays else 0
     where = f"{what}" + (f" of set '{set_name}'" if set_name else "")
     if n0 == 0:
         raise EmptySelectionError(f"{where}: no events before any cut; check the input files")
-    keep = np.ones(n0, dtype=bool)
+    keep, nonfinite = finite_mask(arrays)
+    if not keep.any():
+        raise EmptySelectionError(f"{where}: no event has all its values finite (NaN/inf events per branch: "
+                                  f"{nonfinite}); check the input files")
     for name, mask in cutset.masks(arrays, set_name).items():
         keep &= np.asarray(mask)
         if not keep.any():
@@ -306,7 +310,7 @@ def select(arrays: Mapping[str, np.ndarray], cutset: CutSet | str = "default", s
     return {k: v[keep] for k, v in arrays.items()}
 
 
-from .flow import CutFlow, NMinusOne, cut_flow, cut_flow_files, n_minus_one  # noqa: E402
+from .flow import FINITE, CutFlow, NMinusOne, cut_flow, cut_flow_files, finite_mask, n_minus_one  # noqa: E402
 
 __all__ = ["Cut", "CutSet", "CutFlow", "NMinusOne", "load", "from_dict", "available", "select", "cut_flow",
-           "cut_flow_files", "n_minus_one", "CUTS_DIR"]
+           "cut_flow_files", "n_minus_one", "finite_mask", "FINITE", "CUTS_DIR"]

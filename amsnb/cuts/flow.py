@@ -15,6 +15,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 CLASSES = {"electron": 1, "proton": 0, "unlabeled": -1}
+#: The first step after "all": events whose branches are all finite. Real files carry a few events with NaN/inf
+#: reconstructed values; they fail here, counted per branch, instead of stopping the analysis or vanishing unseen.
+FINITE = "finite"
+
+
+def finite_mask(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
+    """``(finite, counts)``: events with every floating value finite, and the events with a NaN/inf per branch."""
+    from ..io import nonfinite_events
+
+    bad, counts = nonfinite_events(arrays)
+    return ~bad, counts
+
+
+def _steps(cutset, set_name) -> tuple[list[str], list[str]]:
+    return (["all", FINITE, *cutset.names],
+            ["all events", "finite values", *(c.describe(set_name) for c in cutset.cuts)])
 
 
 @dataclass
@@ -27,6 +43,7 @@ class CutFlow:
     sumw: dict[str, np.ndarray]
     sumw2: dict[str, np.ndarray]
     descriptions: list[str] = field(default_factory=list)
+    nonfinite: dict[str, int] = field(default_factory=dict)  # events with a NaN/inf, per branch (the "finite" step)
 
     @classmethod
     def zeros(cls, set_name: str, steps: list[str], descriptions=None) -> CutFlow:
@@ -41,7 +58,16 @@ class CutFlow:
             self.counts[c] = self.counts[c] + other.counts[c]
             self.sumw[c] = self.sumw[c] + other.sumw[c]
             self.sumw2[c] = self.sumw2[c] + other.sumw2[c]
+        for name, k in other.nonfinite.items():
+            self.nonfinite[name] = self.nonfinite.get(name, 0) + k
         return self
+
+    def description(self, i: int) -> str:
+        """What step ``i`` requires; the "finite" step names the branches with NaN/inf and their event counts."""
+        text = self.descriptions[i] if i < len(self.descriptions) else self.steps[i]
+        if self.steps[i] == FINITE and self.nonfinite:
+            text += " (NaN/inf in " + ", ".join(f"{k}: {v}" for k, v in sorted(self.nonfinite.items())) + ")"
+        return text
 
     @property
     def classes(self) -> list[str]:
@@ -75,7 +101,7 @@ class CutFlow:
         out = []
         effs = {c: (self.efficiency(c, weighted, True), self.efficiency(c, weighted, False)) for c in self.classes}
         for i, step in enumerate(self.steps):
-            row = {"step": step, "cut": self.descriptions[i] if i < len(self.descriptions) else step}
+            row = {"step": step, "cut": self.description(i)}
             for c in self.classes:
                 (cum, clo, chi), (st, _, _) = effs[c]
                 row[c] = float(self.n(c, weighted)[i]) if weighted else int(self.counts[c][i])
@@ -121,7 +147,7 @@ class CutFlow:
         return {"set": self.set_name, "steps": self.steps, "descriptions": self.descriptions,
                 "counts": {c: self.counts[c].tolist() for c in self.classes},
                 "sumw": {c: self.sumw[c].tolist() for c in self.classes},
-                "sumw2": {c: self.sumw2[c].tolist() for c in self.classes}}
+                "sumw2": {c: self.sumw2[c].tolist() for c in self.classes}, "nonfinite": dict(self.nonfinite)}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> CutFlow:
@@ -131,6 +157,7 @@ class CutFlow:
             flow.counts[c] = np.asarray(d["counts"][c], np.int64)
             flow.sumw[c] = np.asarray(d["sumw"][c], np.float64)
             flow.sumw2[c] = np.asarray(d.get("sumw2", d["sumw"])[c], np.float64)
+        flow.nonfinite = {k: int(v) for k, v in d.get("nonfinite", {}).items()}
         return flow
 
     def same_as(self, other: CutFlow, rtol: float = 1e-9) -> bool:
@@ -156,13 +183,14 @@ def cut_flow(arrays: Mapping[str, np.ndarray], cutset="default", set_name: str |
 
     cutset = load(cutset)
     n = len(next(iter(arrays.values()))) if arrays else 0
-    flow = CutFlow.zeros(set_name or "events", ["all", *cutset.names],
-                         ["all events", *(c.describe(set_name) for c in cutset.cuts)])
+    flow = CutFlow.zeros(set_name or "events", *_steps(cutset, set_name))
     if n == 0:
         return flow
     label, weight = _label_weight(arrays, n)
     keep = np.ones(n, bool)
     steps = [keep.copy()]
+    keep, flow.nonfinite = finite_mask(arrays)
+    steps.append(keep.copy())
     for mask in cutset.masks(arrays, set_name).values():
         keep &= np.asarray(mask)
         steps.append(keep.copy())
@@ -224,11 +252,12 @@ def n_minus_one(arrays: Mapping[str, np.ndarray], cutset="default", set_name: st
     n = len(next(iter(arrays.values())))
     label, weight = _label_weight(arrays, n)
     masks = {k: np.asarray(v) for k, v in cutset.masks(arrays, set_name).items()}
+    finite, _ = finite_mask(arrays)
     out = {}
     for cut in cutset.cuts:
         if cuts is not None and cut.name not in cuts:
             continue
-        others = np.ones(n, bool)
+        others = finite.copy()
         for name, m in masks.items():
             if name != cut.name:
                 others &= m

@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ SETS = (*TABLE1_SETS, TEST_SET)
 TEST_FRACTION = 0.3
 MANIFEST = "manifest.json"
 #: Bumped whenever the manifest's content changes, so sets made by an older amsnb are remade, not misread.
-MANIFEST_FORMAT = 3
+MANIFEST_FORMAT = 4
 #: Default ISS-like scale when none is given: 2 x ecal_scale (the profiles set iss_scale explicitly).
 DEFAULT_ISS_FACTOR = 2.0
 
@@ -83,6 +84,25 @@ def _route(chunk: Mapping[str, np.ndarray], set_name: str) -> np.ndarray:
     half = event_hash(chunk["run"], chunk["event"]) < 0.5
     labeled_iss = (domain == 1) & (label >= 0)
     return labeled_iss & (half if set_name == "iss_val" else ~half)
+
+
+@dataclass(frozen=True)
+class SetRouting:
+    """The events of one user file list that form ``set_name`` (:func:`_route`), as a picklable chunk filter, so
+    the dask cut flow (:func:`amsnb.cuts.scaleout.cut_flow_dask`) counts the same events as the selection."""
+    set_name: str
+    branches: tuple[str, ...] = ("domain", "label", "run", "event")
+
+    def __call__(self, chunk: Mapping[str, np.ndarray]) -> np.ndarray:
+        return _route(chunk, self.set_name)
+
+
+def event_filters(workdir) -> dict[str, SetRouting]:
+    """{set: SetRouting} when the sets were routed out of one file list (user files), else {} (one file per set)."""
+    man = load_manifest(workdir)
+    if not man.get("request", {}).get("origin", {}).get("routed"):
+        return {}
+    return {name: SetRouting(name) for name in man.get("sources", {})}
 
 
 def load_manifest(workdir) -> dict:
@@ -167,13 +187,13 @@ def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fr
         counts = {o: {"events": 0, "electrons": 0, "protons": 0, "unlabeled": 0, "sumw": 0.0} for o in outs}
         ok = False
         try:
-            for chunk in io.iterate(files, mapping=mapping, nan_policy="drop"):
+            for chunk in io.iterate(files, mapping=mapping, nan_policy="keep"):  # NaN/inf fail the "finite" step
                 if routed:
                     chunk = {k: v[_route(chunk, set_name)] for k, v in chunk.items()}
                 flow += cutlib.cut_flow(chunk, cutset, set_name)
                 if not len(chunk["event"]):
                     continue
-                keep = np.ones(len(chunk["event"]), bool)
+                keep, _ = cutlib.finite_mask(chunk)
                 for m in cutset.masks(chunk, set_name).values():
                     keep &= np.asarray(m)
                 sel = {k: v[keep] for k, v in chunk.items()}
@@ -195,6 +215,9 @@ def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fr
             if empty_step is not None:
                 if empty_step == 0:
                     msg = f"set '{set_name}': no events in {', '.join(map(str, files))}"
+                elif flow.steps[empty_step] == cutlib.FINITE:
+                    msg = (f"set '{set_name}': no event of {int(total[0])} has all its values finite "
+                           f"({flow.description(empty_step)}); check the files and the mapping's expressions")
                 else:
                     step = flow.steps[empty_step]
                     msg = (f"set '{set_name}': cut '{step}' ({cutset[step].describe(set_name)}) left no events "
