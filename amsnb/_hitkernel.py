@@ -1,8 +1,8 @@
 """The sparse-hit scatter of :func:`amsnb.io._scatter` as one fused numba pass over the hits.
 
 NumPy needs ~10 passes (flatten, casts, index arithmetic, masks, a float64 ``bincount`` image, a float32 copy);
-this kernel reads each hit once and adds it into the float32 image, counting duplicates (a per-event occupancy
-mark), out-of-range indices, NaN/inf and negative energies, and marking the events with bad hits. The sums are
+this kernel reads each hit once and adds it into the float32 image, counting duplicates (neighbours in cell order,
+or a per-event occupancy mark for events whose hits are not sorted), out-of-range indices, NaN/inf and negative energies, and marking the events with bad hits. The sums are
 float32 in hit order where NumPy sums in float64, so images agree to float32 rounding. ``AMSNB_NO_NUMBA=1`` or a
 missing numba uses the NumPy path in :mod:`amsnb.io`.
 """
@@ -34,6 +34,8 @@ if HAVE_NUMBA:
         i0 = 0
         for e in range(counts.shape[0]):
             i1 = i0 + counts[e]
+            prev = -1
+            unsorted = False
             for i in range(i0, i1):
                 lay = np.int64(layer[i]) - lbase
                 cel = np.int64(cell[i]) - cbase
@@ -55,16 +57,31 @@ if HAVE_NUMBA:
                     if kind == LAYER_OUT or kind == CELL_OUT:
                         continue
                 k = lay * nc + cel
-                if seen[k]:
+                if k == prev:  # hits in cell order (the usual layout): a duplicate follows its twin
                     dup += 1
-                else:
-                    seen[k] = 1
+                elif k < prev:
+                    unsorted = True
+                prev = k
                 image[e, lay, cel] += np.float32(en * factor)
-            for i in range(i0, i1):  # reset only the cells this event touched
-                lay = np.int64(layer[i]) - lbase
-                cel = np.int64(cell[i]) - cbase
-                if 0 <= lay < nl and 0 <= cel < nc:
-                    seen[lay * nc + cel] = 0
+            if unsorted:  # count this event's duplicates with an occupancy mark instead, then clear it
+                for i in range(i0, i1):
+                    lay = np.int64(layer[i]) - lbase
+                    cel = np.int64(cell[i]) - cbase
+                    if 0 <= lay < nl and 0 <= cel < nc:
+                        k = lay * nc + cel
+                        if seen[k]:
+                            dup += 1
+                        seen[k] = 1
+                prev = -1
+                for i in range(i0, i1):  # undo the in-order count of this event
+                    lay = np.int64(layer[i]) - lbase
+                    cel = np.int64(cell[i]) - cbase
+                    if 0 <= lay < nl and 0 <= cel < nc:
+                        k = lay * nc + cel
+                        if k == prev:
+                            dup -= 1
+                        prev = k
+                        seen[k] = 0
             i0 = i1
         return dup
 

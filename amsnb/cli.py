@@ -2,7 +2,7 @@
 
     amsnb run --profile smoke|binder|default|full [--only 03] [--workdir DIR] [-p name value ...]
               [--sweep name=v1,v2 ...]
-    amsnb check FILE.root [--mapping M.yaml] [--schema ecal|nuclei]
+    amsnb check FILE.root|'DIR/*.root' ... [--mapping M.yaml] [--schema ecal|nuclei]
     amsnb simulate ecal|nuclei ...      (see `amsnb simulate ecal --help`)
     amsnb train --config FILE           (single process, or under torchrun for DDP)
     amsnb schema                        (print the ROOT schema as Markdown)
@@ -44,8 +44,8 @@ def _parser() -> ArgumentParser:
                    help="recompute every artefact of the run folder made before this run (default: reuse those "
                         "whose stamp matches the request, code and inputs exactly)")
 
-    c = sub.add_parser("check", help="tell whether a ROOT file works with amsnb")
-    c.add_argument("file")
+    c = sub.add_parser("check", help="tell whether ROOT files work with amsnb (exit 0 only if all do)")
+    c.add_argument("files", nargs="+", metavar="FILE", help="ROOT files or globs ('data/*.root')")
     c.add_argument("--mapping", default=None, help="branch mapping YAML for a file with other branch names")
     c.add_argument("--schema", default=None, choices=["ecal", "nuclei", "scores"], help="default: from the trees")
 
@@ -92,34 +92,22 @@ def _run(args) -> int:
 
 
 def _check(args) -> int:
-    from .io import check_file
+    from .errors import InputFileError
+    from .io import check_file, expand_files
 
-    report = check_file(args.file, mapping=args.mapping, schema=args.schema)
-    print(report.text())
-    if report.missing_required:  # the reader's own message names the closest branches of the file
-        hint = _closest_hint(args, report)
-        if hint:
-            print(hint)
-    return 0 if report.usable else 1
-
-
-def _closest_hint(args, report) -> str:
-    from .errors import SchemaError
-    from .io import read
-    from .schema import SCHEMAS
-
-    names = set(report.missing_required)
-    schema = args.schema or next((k for k, s in SCHEMAS.items() if names <= {b.name for b in s.branches}), None)
-    if schema is None:
-        return ""
     try:
-        read(args.file, schema, branches=sorted(names), mapping=args.mapping, max_events=1)
-    except SchemaError as exc:
-        lines = [ln for ln in str(exc).splitlines()[1:] if ln.startswith("  ")]
-        return "\n".join(["hints:"] + lines) if any("closest" in ln for ln in lines) else ""
-    except Exception:  # the report above is the answer
-        return ""
-    return ""
+        paths = expand_files(args.files)
+    except InputFileError as exc:
+        print(f"ERROR: {exc}\nusable: NO")
+        return 1
+    usable = True
+    for i, path in enumerate(paths):
+        report = check_file(path, mapping=args.mapping, schema=args.schema)
+        print(("\n" if i else "") + report.text())
+        usable &= report.usable
+    if len(paths) > 1:
+        print(f"\n{len(paths)} files: " + ("all usable" if usable else "NOT all usable"))
+    return 0 if usable else 1
 
 
 def main(argv: list[str] | None = None) -> int:

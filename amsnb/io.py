@@ -22,6 +22,8 @@ from .mapping import BranchMapping, HitSpec, load_mapping, resolve_branch
 from .schema import ECAL, SCHEMAS, TreeSchema
 
 DEFAULT_STEP = "100 MB"
+#: Chunk size of :func:`read`, which holds the whole result in memory anyway.
+READ_STEP = "1 GB"
 NAN_POLICIES = ("raise", "drop", "keep")
 
 
@@ -173,10 +175,12 @@ def count_nonfinite(arrays: Mapping[str, np.ndarray]) -> dict[str, int]:
     return nonfinite_events(arrays)[1]
 
 
-def _apply_nan_policy(path, arrays: dict[str, np.ndarray], policy: str) -> dict[str, np.ndarray]:
+def _apply_nan_policy(path, arrays: dict[str, np.ndarray], policy: str, checked=()) -> dict[str, np.ndarray]:
+    """Raise on or drop events with NaN/inf values; ``checked``: branches whose values were already checked (images
+    built from hits, whose bad hits followed the policy in :func:`_scatter`)."""
     if policy == "keep":
         return arrays
-    bad, counts = nonfinite_events(arrays)
+    bad, counts = nonfinite_events({k: v for k, v in arrays.items() if k not in checked})
     if not counts:
         return arrays
     if policy == "raise":
@@ -288,14 +292,38 @@ def _step(t, step_size, keys: list[str]) -> int:
     return max(int(step_size), 1)
 
 
+def _ranges(t, keys: list[str], first: int, last: int, step: int) -> list[tuple[int, int]]:
+    """Entry ranges of about ``step`` covering [first, last), cut where every branch in ``keys`` starts a basket, so
+    no basket is decompressed twice (a range is at least one basket). Files without basket offsets (RNTuple) get
+    plain ``step`` ranges."""
+    import bisect
+
+    try:
+        common = None
+        for k in keys:
+            offsets = {int(x) for x in t[k].entry_offsets}
+            common = offsets if common is None else common & offsets
+    except Exception:
+        common = None
+    if not common:
+        return [(a, min(a + step, last)) for a in range(first, last, step)]
+    bounds = sorted(b for b in common if first < b < last) + [last]
+    out, start = [], first
+    while start < last:
+        i = bisect.bisect_right(bounds, start + step) - 1  # the last boundary within one step
+        stop = bounds[i] if i >= 0 and bounds[i] > start else bounds[bisect.bisect_right(bounds, start)]
+        out.append((start, stop))
+        start = stop
+    return out
+
+
 def _hit_chunks(t, path: Path, schema: TreeSchema, mp: BranchMapping, exprs: dict, sources: list[str],
                 step_size, nan_policy: str, stats: ReadStats, first: int, last: int):
-    """Chunks of (raw numpy branches, hit images, bad-event mask) over aligned entry ranges of [first, last)."""
+    """Chunks of (raw numpy branches, hit images, bad-event mask) over basket-aligned entry ranges of [first, last)."""
     hit_names = [k for k in exprs if k in mp.hits]
     hit_keys = _hit_keys(t, mp, exprs)
-    step = _step(t, step_size, sources + list(hit_keys.values()))
-    for start in range(first, last, step):
-        stop = min(start + step, last)
+    keys = sources + sorted(set(hit_keys.values()))
+    for start, stop in _ranges(t, keys, first, last, _step(t, step_size, keys)):
         raw = t.arrays(sources, entry_start=start, entry_stop=stop, library="np") if sources else {}
         # one call for all hit branches: uproot then reads their shared counter once (3x faster than one per branch)
         got = t.arrays(sorted(set(hit_keys.values())), entry_start=start, entry_stop=stop, library="ak", how=dict)
@@ -366,7 +394,7 @@ def iterate(files, schema: TreeSchema | str = ECAL, branches: Iterable[str] | No
                 for name in missing_opt:
                     arrays[name] = schema.empty(n)[name] if name != "weight" else np.ones(n, np.float32)
                 arrays = {k: arrays[k] for k in wanted}  # the requested branches, in the requested order
-                arrays = _apply_nan_policy(path, arrays, nan_policy)
+                arrays = _apply_nan_policy(path, arrays, nan_policy, checked=images)
                 stats.events_kept += len(next(iter(arrays.values()))) if arrays else 0
                 yield arrays
         except (SchemaError, InputFileError):
@@ -396,14 +424,19 @@ def partitions(files, schema: TreeSchema | str = ECAL, branches: Iterable[str] |
         keys = mp.source_branches(plain, t.keys()) + list(_hit_keys(t, mp, exprs).values())
         total = int(t.num_entries)
         step = _step(t, step_size, keys) if keys else max(total, 1)
-        out += [(path, start, min(start + step, total)) for start in range(0, total, step)]
+        out += [(path, a, b) for a, b in _ranges(t, keys, 0, total, step)]
     return out
 
 
 def read(files, schema: TreeSchema | str = ECAL, branches: Iterable[str] | None = None,
-         mapping=None, step_size: int | str = DEFAULT_STEP, nan_policy: str = "raise",
+         mapping=None, step_size: int | str | None = None, nan_policy: str = "raise",
          max_events: int | None = None) -> dict[str, np.ndarray]:
-    """Read events into memory (concatenated chunks of :func:`iterate`); ``max_events`` stops early."""
+    """Read events into memory (concatenated chunks of :func:`iterate`); ``max_events`` stops early.
+
+    ``step_size=None``: chunks of :data:`READ_STEP` (everything ends in memory anyway; large chunks save the
+    concatenation copies), or of ``max_events`` when that is smaller."""
+    if step_size is None:
+        step_size = max_events if max_events else READ_STEP
     parts: list[dict[str, np.ndarray]] = []
     total = 0
     for chunk in iterate(files, schema, branches, mapping, step_size, nan_policy):

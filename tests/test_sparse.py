@@ -59,7 +59,8 @@ def _other_branches(n, seed=2):
     return out
 
 
-def _write(path, counts, layer, cell, edep, n, field_name=None, tree="amstree", rntuple=False, rename=None):
+def _write(path, counts, layer, cell, edep, n, field_name=None, tree="amstree", rntuple=False, rename=None,
+           basket=None):
     """A TTree with the hits in a record ``EcalHit`` (branches EcalHit_Plane, ... sharing the counter nEcalHit),
     or with ``rntuple`` uproot's default RNTuple (fields EcalHit.Plane, ... inside the record)."""
     record = ak.zip({"Plane": ak.unflatten(layer.astype(np.int32), counts),
@@ -75,7 +76,9 @@ def _write(path, counts, layer, cell, edep, n, field_name=None, tree="amstree", 
             types = {k: (np.dtype((v.dtype, v.shape[1:])) if isinstance(v, np.ndarray) else v.type)
                      for k, v in data.items()}
             f.mktree(tree, types, field_name=field_name or (lambda outer, inner: f"{outer}_{inner}"))
-            f[tree].extend(data)
+            step = basket or n
+            for a in range(0, n, step):  # one basket per extend
+                f[tree].extend({k: v[a:a + step] for k, v in data.items()})
     return path
 
 
@@ -85,10 +88,12 @@ def _mapping(**extra):
 
 def test_sparse_hits_match_the_reference_loop_in_chunks(tmp_path):
     counts, layer, cell, edep = _hits()
-    path = _write(tmp_path / "sparse.root", counts, layer, cell, edep, len(counts))
+    path = _write(tmp_path / "sparse.root", counts, layer, cell, edep, len(counts), basket=10)
     stats = io.ReadStats()
     chunks = list(io.iterate(path, mapping=_mapping(), step_size=7, stats=stats))
-    assert [len(c["event"]) for c in chunks] == [7] * 5 + [5]
+    assert [len(c["event"]) for c in chunks] == [10] * 4  # at least one basket: none is decompressed twice
+    assert [len(c["event"]) for c in io.iterate(path, mapping=_mapping(), step_size=25)] == [20, 20]
+    assert [b - a for _, a, b in io.partitions(path, mapping=_mapping(), step_size=25)] == [20, 20]
     b = io.read(path, mapping=_mapping(), step_size=7)
     assert b["ecal_edep"].shape == (40, 18, 72) and b["ecal_edep"].dtype == np.float32
     ref = _reference(counts, layer, cell, edep.astype(np.float32).astype(np.float64))
