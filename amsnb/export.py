@@ -33,15 +33,19 @@ class LogitsOnly(nn.Module):
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int, ...] = IMAGE_SHAPE,
-                opset: int = 17) -> Path:
-    """Write ``path`` (.onnx) with input ``images`` (dynamic batch) and output ``logits``."""
+                opset: int = 18) -> Path:
+    """Write ``path`` (.onnx) with input ``images`` (dynamic batch) and output ``logits``, through torch's
+    ``torch.export``-based exporter (the TorchScript one is deprecated); opset 18 is its native one (no version
+    conversion)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = LogitsOnly(model).eval().cpu()
     example = torch.rand(2, *input_shape) * 50.0
-    torch.onnx.export(wrapper, (example,), str(path), input_names=["images"], output_names=["logits"],
-                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                      dynamo=False)
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.onnx.export(wrapper, (example,), input_names=["images"], output_names=["logits"],
+                                dynamic_shapes=({0: batch},), opset_version=opset, dynamo=True,
+                                external_data=False, verbose=False)
+    program.save(str(path))
     return path
 
 
