@@ -2,9 +2,9 @@
 
 NumPy needs ~10 passes (flatten, casts, index arithmetic, masks, a float64 ``bincount`` image, a float32 copy);
 this kernel reads each hit once and adds it into the float32 image, counting duplicates (neighbours in cell order,
-or a per-event occupancy mark for events whose hits are not sorted), out-of-range indices, NaN/inf and negative energies, and marking the events with bad hits. The sums are
-float32 in hit order where NumPy sums in float64, so images agree to float32 rounding. ``AMSNB_NO_NUMBA=1`` or a
-missing numba uses the NumPy path in :mod:`amsnb.io`.
+or a per-event occupancy mark for events whose hits are not sorted), out-of-range indices, NaN/inf and negative
+energies, and marking the events with bad hits. The sums are float32 in hit order where NumPy sums in float64, so
+images agree to float32 rounding. ``AMSNB_NO_NUMBA=1`` or a missing numba uses the NumPy path in :mod:`amsnb.io`.
 """
 
 from __future__ import annotations

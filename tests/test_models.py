@@ -112,3 +112,29 @@ def test_seeded_build_is_reproducible_across_processes():
     first = digest(3)
     assert first and first == digest(3)
     assert digest(4) != first
+
+
+def test_view_aware_cnn_keeps_the_projections_apart(tmp_path):
+    """views=True: each half of the features sees only its own projection's layers (schema.LAYER_VIEW), so changing
+    the x-view layers leaves the y-stream features exactly as they were; save/load and ONNX follow."""
+    import numpy as np
+
+    from amsnb import export
+    from amsnb.schema import X_LAYERS
+
+    model = M.build("cnn", "small_views", seed=0).eval()
+    f = model.feature_extractor.num_features
+    assert f == 2 * M.build("cnn", "small").feature_extractor.num_features
+    other = IMAGES.clone()
+    other[:, :, list(X_LAYERS)] *= 3.0
+    with torch.no_grad():
+        a, b = model(IMAGES)["features"], model(other)["features"]
+    assert torch.equal(a[:, : f // 2], b[:, : f // 2]) and not torch.allclose(a[:, f // 2:], b[:, f // 2:])
+    M.save_model(tmp_path / "v", model)
+    again = M.load_model(tmp_path / "v").eval()
+    with torch.no_grad():
+        assert torch.equal(again(IMAGES)["logits"], model(IMAGES)["logits"])
+    path = export.export_onnx(model, tmp_path / "v.onnx")
+    assert export.check_onnx(model, path, IMAGES.numpy().astype(np.float32)) < 1e-4
+    with pytest.raises(ConfigError, match="views=True is not available"):
+        M.build("cvt", {"preset": "tiny", "views": True})

@@ -24,6 +24,7 @@ class CnnConfig(ImageModelConfig):
         "small": dict(channels=(16, 32, 64)),
         "base": dict(channels=(32, 64, 128, 256)),
         "large": dict(channels=(32, 64, 128, 256)),  # = base; the GPU preset name shared by all image models
+        "small_views": dict(channels=(16, 32, 64), views=True),  # view-aware: one small CNN per projection
     }
 
 
@@ -37,10 +38,15 @@ def _block(cin, cout, pool):
 
 @register("cnn", CnnConfig)
 def build_cnn(cfg: CnnConfig):
-    layers, cin = [], cfg.in_chans
-    for i, c in enumerate(cfg.channels):
-        pool = (1, 2) if i == 0 else ((2, 2) if i < len(cfg.channels) - 1 else None)
-        layers += _block(cin, c, pool)
-        cin = c
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(cfg.dropout)]
-    return assemble(cfg, nn.Sequential(*layers), cin)
+    """The CNN on the plain image, or with ``views=True`` one CNN per projection (registry.ViewStreams)."""
+
+    def backbone():
+        layers, cin = [], cfg.in_chans
+        for i, c in enumerate(cfg.channels):
+            pool = (1, 2) if i == 0 else ((2, 2) if i < len(cfg.channels) - 1 else None)
+            layers += _block(cin, c, pool)
+            cin = c
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(cfg.dropout)]
+        return nn.Sequential(*layers)
+
+    return assemble(cfg, backbone, cfg.channels[-1])

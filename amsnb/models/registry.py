@@ -209,6 +209,10 @@ class ImageModelConfig:
     energy_scale_mev: float = ENERGY_SCALE_MEV
     domain_head: bool = True
     domain_hidden: int = 64
+    #: False: the plain 18x72 image, as the seed. True: the two projections apart (schema.LAYER_VIEW: the 10 layers
+    #: measuring y, the 8 measuring x), each through its own copy of the backbone, features concatenated, so no
+    #: kernel mixes cells of different views (neighbouring rows of the plain image are different projections).
+    views: bool = False
 
 
 class EnergyTransform(nn.Module):
@@ -245,10 +249,39 @@ class ImageFeatures(nn.Module):
         return self.backbone(self.transform(x))
 
 
-def assemble(cfg: ImageModelConfig, backbone: nn.Module, num_features: int, label_head: nn.Module | None = None):
-    """Wrap a backbone into the DomainAdversarialModel every image model is (features, label head, domain head)."""
+class ViewStreams(nn.Module):
+    """The y-view and x-view layers of the image (schema.LAYER_VIEW), each through its own backbone; features
+    concatenated (2F)."""
+
+    def __init__(self, backbone_y: nn.Module, backbone_x: nn.Module):
+        super().__init__()
+        from ..schema import X_LAYERS, Y_LAYERS
+
+        self.register_buffer("y_rows", torch.tensor(Y_LAYERS), persistent=False)
+        self.register_buffer("x_rows", torch.tensor(X_LAYERS), persistent=False)
+        self.y = backbone_y
+        self.x = backbone_x
+
+    def forward(self, img):
+        return torch.cat([self.y(img.index_select(2, self.y_rows)), self.x(img.index_select(2, self.x_rows))], 1)
+
+
+def assemble(cfg: ImageModelConfig, backbone: nn.Module | Callable[[], nn.Module], num_features: int,
+             label_head: nn.Module | None = None):
+    """Wrap a backbone into the DomainAdversarialModel every image model is (features, label head, domain head).
+
+    ``backbone`` may be a factory (no arguments); it must be one where ``cfg.views`` is set (two copies are made)."""
     from .layers import DomainAdversarialModel, mlp_head
 
+    if cfg.views:
+        if not callable(backbone) or isinstance(backbone, nn.Module):
+            raise ConfigError(f"{type(cfg).__name__}: views=True is not available for this model (its backbone "
+                              "needs the full 18x72 image); use views=False or the cnn model")
+        backbone, num_features = ViewStreams(backbone(), backbone()), 2 * num_features
+        if label_head is not None:
+            raise ConfigError("views=True builds its own label head on the concatenated features")
+    elif callable(backbone) and not isinstance(backbone, nn.Module):
+        backbone = backbone()
     features = ImageFeatures(cfg.energy_scale_mev, backbone, num_features)
     head = label_head if label_head is not None else nn.Linear(num_features, cfg.n_classes)
     domain = mlp_head(num_features, 2, cfg.domain_hidden) if cfg.domain_head else None
