@@ -507,6 +507,47 @@ def table_html(rows: list[dict], efficiencies=TABLE_EFFICIENCIES) -> str:
     return "\n".join(out + ["</table>"])
 
 
+def threshold_transfer(scores: dict, source: str, target: str, efficiency: float = 0.9, cl: float = 0.68,
+                       use_weights: bool = False) -> list[dict]:
+    """How an analyst uses a classifier: the threshold is fixed on ``source`` (MC, or ``iss_val`` as seed 000 does)
+    and applied to ``target``. One row per model having both sets: the threshold, the electron efficiency it really
+    reaches on ``target`` (Clopper-Pearson interval), the rejection there, and the rejection with the threshold tuned
+    on ``target``'s own electrons (what the comparison tables show) for reference.
+
+    ``scores``: {model: {set: score-file arrays}} (:func:`load_scores`)."""
+    rows = []
+    for model, by_set in scores.items():
+        if source not in by_set or target not in by_set:
+            continue
+        src, tgt = by_set[source], by_set[target]
+        ws = src.get("weight") if use_weights else None
+        wt = tgt.get("weight") if use_weights else None
+        thr = threshold_for_efficiency(src["score"], src["label"], ws, efficiency)
+        moved = rejection_at_threshold(tgt["score"], tgt["label"], wt, thr, cl)
+        own = rejection_at_efficiency(tgt["score"], tgt["label"], wt, efficiency, cl)
+        rows.append({"model": model, "source": source, "target": target, "target_efficiency": efficiency,
+                     "threshold": thr, "efficiency": moved.efficiency, "efficiency_lo": moved.efficiency_lo,
+                     "efficiency_hi": moved.efficiency_hi, "rejection": moved.rejection_text(),
+                     "rejection_value": moved.rejection, "n_bkg_pass": moved.n_bkg_pass, "n_bkg": moved.n_bkg,
+                     "own_threshold_rejection": own.rejection_text(), "own_rejection_value": own.rejection,
+                     "own_n_bkg_pass": own.n_bkg_pass})
+    return rows
+
+
+def format_transfer_table(rows: list[dict]) -> str:
+    """Fixed-width text of :func:`threshold_transfer` rows."""
+    head = ["model", "threshold from", "applied to", "e-eff reached [68%]", "rejection (passing p)",
+            "own-threshold rejection (passing p)"]
+    body = [[r["model"], r["source"], r["target"],
+             f"{r['efficiency']:.3f} [{r['efficiency_lo']:.3f}, {r['efficiency_hi']:.3f}]",
+             f"{r['rejection']} ({r['n_bkg_pass']} of {r['n_bkg']})",
+             f"{r['own_threshold_rejection']} ({r['own_n_bkg_pass']})"] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def on_set(scores: dict, eval_set: str, models=None) -> dict[str, dict[str, np.ndarray]]:
     """{model: arrays} of the models that have a score file for ``eval_set`` (from :func:`load_scores`)."""
     out = {m: sets[eval_set] for m, sets in scores.items() if eval_set in sets and (models is None or m in models)}

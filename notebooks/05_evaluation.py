@@ -138,7 +138,20 @@ display(HTML(f"<h4>{mc_set}</h4>" + metrics.table_html(table_mc) + f"<h4>{iss_se
 print(metrics.format_table(table_iss))
 
 # %% [markdown]
-# ## 5. Threshold tuner
+# ## 5. Threshold transfer
+#
+# An analysis fixes the threshold before it looks at the flight data: on MC (`mc_test`) or, as seed 000 does, on the
+# labeled ISS-like validation set (`iss_val`), and applies it to `iss_test`. The table gives the electron efficiency
+# that threshold really reaches there (68 % interval), the rejection that goes with it (with the passing protons), and
+# the rejection with the threshold tuned on `iss_test`'s own electrons (the comparison tables above) for reference.
+
+# %%
+transfer = (metrics.threshold_transfer(all_scores, mc_set, iss_set, efficiency, cl=cl, use_weights=use_weights)
+            + metrics.threshold_transfer(all_scores, "iss_val", iss_set, efficiency, cl=cl, use_weights=use_weights))
+print(metrics.format_transfer_table(transfer))
+
+# %% [markdown]
+# ## 6. Threshold tuner
 #
 # Choose the model, the set, a target efficiency or a threshold and an energy range; the readout and the marks follow.
 # *Save working point* writes `05_evaluation/working_point_<model>_<set>.json` for downstream use
@@ -156,7 +169,7 @@ with tuner.static() as fig:
 working_point
 
 # %% [markdown]
-# ## 6. Key figures
+# ## 7. Key figures
 
 # %%
 wd.save_metrics("05", {
@@ -165,6 +178,7 @@ wd.save_metrics("05", {
     "rejection_vs_energy": {"global": metrics.energy_table(energy_global),
                             "per_bin": metrics.energy_table(energy_per_bin)},
     "working_point": vars(working_point),
+    "threshold_transfer": transfer,
     **metrics.key_figures(table_mc, mc_set),
     **metrics.key_figures(table_iss, iss_set),
 })

@@ -243,3 +243,26 @@ def test_balanced_class_weights():
     assert (w[lab[lab >= 0]]).sum() == pytest.approx(40)  # both classes carry half the total weight
     with pytest.raises(EmptySelectionError, match="every class"):
         metrics.balanced_class_weights(np.zeros(5, int), 2)
+
+
+def test_threshold_transfer_measures_the_efficiency_really_reached():
+    """A threshold fixed on a source set whose electron scores sit higher than on the target keeps fewer target
+    electrons than asked: the table says how many (with its interval), and the rejection that goes with it."""
+    rng = np.random.default_rng(3)
+
+    def sample(shift, n_e=4000, n_p=40000):
+        score = np.concatenate([rng.normal(2.0 + shift, 1.0, n_e), rng.normal(-2.0, 1.0, n_p)])
+        return {"score": score, "label": np.r_[np.ones(n_e, np.int8), np.zeros(n_p, np.int8)],
+                "weight": np.ones(n_e + n_p)}
+
+    scores = {"m": {"src": sample(0.5), "tgt": sample(0.0)}, "only_src": {"src": sample(0.0)}}
+    rows = metrics.threshold_transfer(scores, "src", "tgt", 0.9)
+    assert [r["model"] for r in rows] == ["m"]
+    r = rows[0]
+    # threshold at the source's 10 % electron quantile, 2.5 - 1.2816; the target keeps P(Z > -0.7816) = 0.783
+    # (binomial sd 0.0065 on 4000 electrons, plus the threshold's own spread ~0.03 x density 0.29: +-0.025)
+    assert r["threshold"] == pytest.approx(2.5 - 1.2816, abs=0.05)
+    assert r["efficiency"] == pytest.approx(0.783, abs=0.025)
+    assert r["efficiency_lo"] < r["efficiency"] < r["efficiency_hi"]
+    assert r["rejection_value"] > r["own_rejection_value"]  # a tighter cut rejects more, at lower efficiency
+    assert "threshold from" in metrics.format_transfer_table(rows)
