@@ -32,6 +32,7 @@ NOTEBOOK_DIRS = {
     "05": "05_evaluation",
     "06": "06_nuclei_mda",
     "07": "07_below_l1_background",
+    "08": "08_learning_curve",
 }
 
 
@@ -74,7 +75,7 @@ class Workdir:
         return self._sub("scores")
 
     def notebook(self, nn: str) -> Path:
-        """Output folder of notebook ``nn`` ("01".."07")."""
+        """Output folder of notebook ``nn`` ("01".."08")."""
         return self._sub(NOTEBOOK_DIRS.get(nn, nn))
 
     def figures(self, nn: str) -> Path:

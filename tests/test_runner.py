@@ -38,7 +38,7 @@ def series(tmp_path):
 def test_profiles_file_is_complete():
     assert {"smoke", "binder", "default", "full"} <= set(profiles.names())
     for prof in profiles.names():
-        for nn in ("01", "02", "03", "04", "05", "06", "07"):
+        for nn in ("01", "02", "03", "04", "05", "06", "07", "08"):
             assert profiles.parameters(prof, nn)["profile"] == prof
     with pytest.raises(ConfigError, match="unknown profile 'fast'"):
         profiles.parameters("fast", "01")

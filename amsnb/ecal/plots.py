@@ -224,10 +224,60 @@ def validation(resolution_rows: list[dict]):
     return fig
 
 
+def learning_curve(points, extrapolations=(), title: str = ""):
+    """Rejection at 90 % electron efficiency vs training events, one panel per evaluation set, one line per model:
+    68 % intervals as error bars, lower limits (no proton passes) as upward arrows, power-law extrapolations
+    (:func:`amsnb.ecal.learning.extrapolate`) dotted with an open marker and labelled as such."""
+    import matplotlib.pyplot as plt
+
+    from ..plotting import label
+
+    sets = sorted({p.eval_set for p in points}, key=lambda s: (s != "mc_test", s))
+    models = sorted({p.model for p in points}, key=lambda m: (m != "bdt", m))
+    fig, axes = plt.subplots(1, len(sets), figsize=(7.5 * len(sets), 6), sharey=True, squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, s in zip(axes[0], sets):
+        for i, m in enumerate(models):
+            c = colors[i % len(colors)]
+            pts = sorted((p for p in points if p.model == m and p.eval_set == s), key=lambda p: p.n_train)
+            n = np.array([p.n_train for p in pts], float)
+            r = np.array([p.rejection for p in pts])
+            meas = np.array([not p.is_lower_limit for p in pts])
+            lo = np.array([p.rejection - p.rejection_lo if not p.is_lower_limit else 0 for p in pts])
+            hi = np.array([p.rejection_hi - p.rejection if not p.is_lower_limit else 0 for p in pts])
+            ax.plot(n, r, "-", color=c, alpha=0.6)
+            if meas.any():
+                ax.errorbar(n[meas], r[meas], yerr=[lo[meas], hi[meas]], fmt="o", color=c, label=m, capsize=3)
+            if (~meas).any():  # no proton passes: a 68 % CL lower limit, drawn as a bar with an upward arrow
+                ax.errorbar(n[~meas], r[~meas], yerr=0.6 * r[~meas], lolims=True, fmt="_", ms=14, color=c,
+                            label=f"{m} (lower limit)" if not meas.any() else f"{m}: lower limits")
+            for ex in extrapolations:
+                if ex["model"] == m and ex["eval_set"] == s and pts:
+                    ax.plot([n[-1], ex["to_n"]], [r[-1], ex["rejection"]], ":", color=c)
+                    ax.plot([ex["to_n"]], [ex["rejection"]], "o", mfc="none", color=c)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.margins(x=0.08)
+        top = max([p.rejection_hi if not p.is_lower_limit else 1.6 * p.rejection for p in points]
+                  + [e["rejection"] for e in extrapolations])
+        ax.set_ylim(top=8 * top)  # room for the arrows and the legend above the data
+        ax.set_xlabel("training events", fontsize=14)
+        ax.legend(fontsize=10, loc="upper left", title=f"evaluated on {s}", title_fontsize=11, ncols=2)
+        label(ax, "ISS-like" if s.startswith("iss") else "")
+    axes[0][0].set_ylabel("proton rejection at 90 % e-efficiency", fontsize=14)
+    if extrapolations:
+        fig.text(0.5, 0.005, "open markers, dotted: power-law extrapolation to the seed's training size, "
+                 "not a measurement", ha="center", fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=14)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
 def cell_distance_edges(max_cm: float = 20.0) -> np.ndarray:
     """Bin edges (cm) of the lateral profile: one bin per cell pitch."""
     return np.arange(0, max_cm + CELL_PITCH_CM, CELL_PITCH_CM)
 
 
 __all__ = ["by_class", "event_display", "mean_showers", "profiles", "variable_grid", "knob_effects", "validation",
-           "view_images", "CELL_CENTRES"]
+           "view_images", "learning_curve", "CELL_CENTRES"]

@@ -24,7 +24,8 @@ class CnnConfig(ImageModelConfig):
         "small": dict(channels=(16, 32, 64)),
         "base": dict(channels=(32, 64, 128, 256)),
         "large": dict(channels=(32, 64, 128, 256)),  # = base; the GPU preset name shared by all image models
-        "small_views": dict(channels=(16, 32, 64), views=True),  # view-aware: one small CNN per projection
+        "tiny_views": dict(channels=(8, 16, 32), views=True),  # view-aware: one CNN per projection
+        "small_views": dict(channels=(16, 32, 64), views=True),
     }
 
 

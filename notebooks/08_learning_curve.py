@@ -1,0 +1,108 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (amsnb)
+#     language: python
+#     name: amsnb
+# ---
+
+# %% [markdown]
+# # 08 · Learning curves: does a deep model overtake the BDT with more training data?
+#
+# Seed 000 trains on 3.8e6 MC events; a 2-core run affords 1e4-1e5. Whether a deep model would beat the BDT at the
+# seed's size depends on how its rejection grows with the training size, so this notebook measures that growth: the
+# BDT and each deep model (the plain-image CNN, the view-aware CNN that keeps the x and y projections apart, and the
+# seed's CvT) trained on nested subsets of `mc_high`, evaluated on the MC test set `mc_test` and the ISS-like
+# `iss_test` at 90 % electron efficiency, with 68 % intervals and the passing protons. The last points are continued
+# to the seed's size as a power law: an **extrapolation**, drawn open and dotted.
+#
+# **Inputs**: the selected sets of notebook 02 (made here if missing). **Outputs**: `models/<model>_n<size>/`
+# (reused when the same size was trained with the same request), `08_learning_curve/figures/`, `metrics.json`.
+
+# %% tags=["parameters"]
+profile = "default"
+workdir = "../runs/default"
+seed = 1
+ecal_scale = 0.045
+iss_scale = 0.04
+cuts = "default"  # cut set of the selected sets (notebook 02)
+input_files = ""  # your ROOT files instead of the simulation (see notebook 02)
+mapping = ""  # their branch-mapping YAML
+device = "cpu"
+sizes = [3000, 10000, 30000]  # training events of each point (capped at what mc_high holds)
+models = ["cnn:small", "cnn:small_views"]  # model:preset of the deep models; the BDT is always included
+epochs = 6
+batch_size = 128
+lr = 1e-3
+efficiency = 0.9
+cpu_threads = 1  # torch CPU threads (None: all cores)
+fresh = False  # True: recompute every artefact of the run folder made before this run
+
+# %%
+import amsnb.plotting
+from amsnb import provenance
+from amsnb.ecal import learning
+from amsnb.ecal import plots as eplots
+from amsnb.ecal.datasets import ensure_ecal_sets
+from amsnb.train import TrainConfig
+from amsnb.workdir import Workdir
+
+amsnb.plotting.use_style()
+wd = Workdir(workdir)
+if fresh:
+    provenance.request_fresh()
+sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale, cuts=cuts,
+                        input_files=input_files or None, mapping=mapping or None)
+
+# %% [markdown]
+# ## The BDT
+# LightGBM on the 46 shape variables (notebook 03), trained on the first `n` events of `mc_high` by event hash.
+
+# %%
+points = learning.bdt_curve(wd, sizes, seed=seed, efficiency=efficiency)
+print(learning.table(points))
+
+# %% [markdown]
+# ## The deep models
+# Each size is one training (no DA, early stopping on `iss_val`), with the same configuration for every model.
+
+# %%
+config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, use_da=False, device=device, seed=seed,
+                     cpu_threads=cpu_threads)
+for spec in models:
+    name, preset = spec.split(":")
+    points += learning.deep_curve(wd, sets, name, preset, sizes, config, seed=seed, efficiency=efficiency,
+                                  device=device)
+print(learning.table(points))
+
+# %% [markdown]
+# ## Learning curves, and what they say about the seed's size
+# An extrapolation assumes the power law of the last points holds over two decades: treat it as a guess.
+
+# %%
+labels = sorted({p.model for p in points})
+extrapolations = [e for e in (learning.extrapolate(points, m, s) for m in labels for s in learning.EVAL) if e]
+fig = eplots.learning_curve(points, extrapolations)
+wd.save_figure("08", fig, "learning_curve")
+for e in extrapolations:
+    print(f"{e['model']:18} {e['eval_set']:9} slope {e['slope']:+.2f}: R ~ {e['rejection']:.3g} at "
+          f"{e['to_n']:.2g} events ({e['note']})")
+
+# %% [markdown]
+# ## Key figures
+
+# %%
+largest = {f"{p.model}_{p.eval_set}": p.as_dict() for p in points if p.n_train == max(
+    q.n_train for q in points if q.model == p.model)}
+wd.save_metrics("08", {"points": [p.as_dict() for p in points], "largest": largest,
+                       "extrapolations": extrapolations, "sizes": sizes, "models": models,
+                       **{f"{k}_rejection": v["rejection"] for k, v in largest.items()},
+                       **{f"{k}_n_bkg_pass": v["n_bkg_pass"] for k, v in largest.items()},
+                       **{f"{k}_n_train": v["n_train"] for k, v in largest.items()}})
