@@ -134,6 +134,24 @@ def test_from_the_simulation(tmp_path):
     assert e.min() >= 1000 and e.max() <= 2000
 
 
+def test_test_sets_of_their_own_size(tmp_path):
+    """test_protons: mc_test is simulated as its own sample (selected with mc_high's 1-2 TeV window, mc_high not
+    split) and iss_test resized; both hold that many raw protons and a tenth as many electrons."""
+    sets = datasets.ensure_ecal_sets(tmp_path, scale=0.0003, seed=3, test_protons=3000, progress=False)
+    man = json.loads((tmp_path / "sets" / "manifest.json").read_text())
+    table = man["seeds"]["table1"]["sets"]
+    assert table["mc_test"] == {**table["mc_test"], "electrons": 300, "protons": 3000}
+    assert table["iss_test"]["protons"] == 3000
+    assert "own" in man["split"]["method"] and "mc_test" in man["cut_flows"]
+    assert man["cut_flows"]["mc_test"]["counts"]["proton"][0] == 3000
+    e = io.read(sets["mc_test"], branches=["energy"])["energy"]
+    assert e.min() >= 1000 and e.max() <= 2000
+    high = man["cut_flows"]["mc_high"]["counts"]
+    assert man["sets"]["mc_high"]["events"] == high["electron"][-1] + high["proton"][-1]  # nothing split off
+    with pytest.raises(ConfigError, match="test_protons=-1"):
+        datasets.ensure_ecal_sets(tmp_path / "b", scale=0.0003, seed=3, test_protons=-1, progress=False)
+
+
 def test_set_names_are_defined_once():
     """amsnb.ecal.datasets defines the set names; the simulation's Table-1 specs, the experiment's roles and the
     baselines' evaluation sets are derived from (or checked against) them."""

@@ -31,6 +31,8 @@ TABLE1_SETS = ("mc_low", "mc_high", "iss_val", "iss_test", "iss_target")
 TEST_SET = "mc_test"
 SETS = (*TABLE1_SETS, TEST_SET)
 TEST_FRACTION = 0.3
+#: A raw mc_test sample (``test_protons``) is selected with mc_high's windows: it is the same 1-2 TeV MC.
+WINDOW_OF = {TEST_SET: "mc_high"}
 MANIFEST = "manifest.json"
 #: Bumped whenever the manifest's content changes, so sets made by an older amsnb are remade, not misread.
 MANIFEST_FORMAT = 4
@@ -113,13 +115,17 @@ def load_manifest(workdir) -> dict:
 
 def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | None = None, input_files=None,
                      mapping=None, cuts="default", progress: bool = True,
-                     test_fraction: float = TEST_FRACTION, fresh: bool = False) -> dict[str, Path]:
+                     test_fraction: float = TEST_FRACTION, fresh: bool = False,
+                     test_protons: int | None = None) -> dict[str, Path]:
     """Selected Table-1 sets in ``workdir/sets/`` (``{set: path}``), made if missing or out of date.
 
     ``scale``, ``iss_scale`` and ``seed`` go to :func:`amsnb.ecal.sim.generate_table1` (``iss_scale=None``: the
     value of an existing manifest with the same scale and seed, else ``2 * scale`` as in every profile).
     ``input_files``: the user's ROOT files instead of the simulation, either ``{set: [files]}`` or one list split
     by the ``domain``/``label`` branches (see :func:`_route`); ``mapping``: their branch-mapping YAML.
+    ``test_protons``: simulate ``mc_test`` as a raw sample of its own and ``iss_test`` with that many protons
+    (:func:`amsnb.ecal.sim.table1_sizes`), so rejections of 1e3-1e4 are measured from passing protons; mc_test is
+    then selected with mc_high's windows and mc_high is not split.
     The ``sets/`` folder is one :mod:`amsnb.provenance` artefact: reused only for the same origin, cut set,
     test fraction and input files (by their stamps, or size and mtime for your own files); ``fresh`` remakes it.
     """
@@ -147,8 +153,9 @@ def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | Non
             same = old.get("scale") == scale and old.get("seed") == seed
             iss_scale = old["iss_scale"] if same and old.get("iss_scale") else DEFAULT_ISS_FACTOR * scale
         raw = {k: [v] for k, v in generate_table1(wd.ecal_data, scale, seed, iss_scale, progress=progress,
-                                                  fresh=fresh).items()}
-        origin = {"kind": "amsnb.ecal.sim.generate_table1", "scale": scale, "seed": seed, "iss_scale": iss_scale}
+                                                  fresh=fresh, test_protons=test_protons).items()}
+        origin = {"kind": "amsnb.ecal.sim.generate_table1", "scale": scale, "seed": seed, "iss_scale": iss_scale,
+                  "test_protons": test_protons}
     for files in raw.values():
         for f in files:
             if not f.exists():
@@ -181,24 +188,27 @@ def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fr
 
     for set_name, files in tqdm(list(raw.items()), desc="selecting sets", unit="set", disable=not progress,
                                 leave=False):
-        outs = [set_name, TEST_SET] if set_name == "mc_high" else [set_name]
+        split = set_name == "mc_high" and TEST_SET not in raw  # no mc_test sample of its own: split mc_high
+        window = WINDOW_OF.get(set_name, set_name)  # the cut windows the set is selected with
+        outs = [set_name, TEST_SET] if split else [set_name]
         writers = {o: io.TreeWriter(wd.sets / f"{o}.root") for o in outs}
-        flow = cutlib.cut_flow({}, cutset, set_name)
+        flow = cutlib.cut_flow({}, cutset, window)
+        flow.set_name = set_name
         counts = {o: {"events": 0, "electrons": 0, "protons": 0, "unlabeled": 0, "sumw": 0.0} for o in outs}
         ok = False
         try:
             for chunk in io.iterate(files, mapping=mapping, nan_policy="keep"):  # NaN/inf fail the "finite" step
                 if routed:
                     chunk = {k: v[_route(chunk, set_name)] for k, v in chunk.items()}
-                flow += cutlib.cut_flow(chunk, cutset, set_name)
+                flow += cutlib.cut_flow(chunk, cutset, window)
                 if not len(chunk["event"]):
                     continue
                 keep, _ = cutlib.finite_mask(chunk)
-                for m in cutset.masks(chunk, set_name).values():
+                for m in cutset.masks(chunk, window).values():
                     keep &= np.asarray(m)
                 sel = {k: v[keep] for k, v in chunk.items()}
                 parts = {set_name: sel}
-                if set_name == "mc_high":
+                if split:
                     test = event_hash(sel["run"], sel["event"]) < test_fraction
                     parts = {set_name: {k: v[~test] for k, v in sel.items()},
                              TEST_SET: {k: v[test] for k, v in sel.items()}}
@@ -220,7 +230,7 @@ def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fr
                            f"({flow.description(empty_step)}); check the files and the mapping's expressions")
                 else:
                     step = flow.steps[empty_step]
-                    msg = (f"set '{set_name}': cut '{step}' ({cutset[step].describe(set_name)}) left no events "
+                    msg = (f"set '{set_name}': cut '{step}' ({cutset[step].describe(window)}) left no events "
                            f"({int(total[0])} before the cuts). Loosen it in the cut set '{cutset.source}'")
                 if not routed:
                     raise EmptySelectionError(msg)
@@ -248,9 +258,11 @@ def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fr
         "sets": sets_info,
         "cut_flows": flows,
         "skipped": skipped,
-        "split": {"parent": "mc_high", "test_set": TEST_SET, "test_fraction": test_fraction,
-                  "method": "events with event_hash(run, event) < test_fraction go to mc_test "
-                            "(splitmix64 of run<<40 ^ event, amsnb.ecal.datasets.event_hash)"},
+        "split": ({"test_set": TEST_SET, "method": "a raw sample of its own, selected with mc_high's windows"}
+                  if TEST_SET in raw else
+                  {"parent": "mc_high", "test_set": TEST_SET, "test_fraction": test_fraction,
+                   "method": "events with event_hash(run, event) < test_fraction go to mc_test "
+                             "(splitmix64 of run<<40 ^ event, amsnb.ecal.datasets.event_hash)"}),
         "seeds": {"seed": seed, "table1": _table1_meta(wd) if not input_files else None},
         "amsnb_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -35,7 +35,7 @@ from scipy.special import gammainc, ndtri
 
 from ..errors import ConfigError
 from ..schema import CELL_PITCH_CM, DOMAIN_CODES, ECAL, N_CELLS, N_LAYERS
-from ._kernels import add_em_cells, readout_cells
+from ._kernels import add_em_cells, layer_fractions, readout_cells
 from .reco import IS_X, LAYER_X0, LAYER_Z, X0_CM, energy_from_layers, reconstruct
 
 # ------------------------------------------------------------------------------------------ constants
@@ -308,9 +308,7 @@ def _add_em(expected: np.ndarray, ev: _Event, rows: np.ndarray, e_gev: np.ndarra
         return np.zeros((0, N_LAYERS))
     sec = ev.sec[rows][:, None]
     edges = np.clip(_LAYER_EDGES_X0[None, :] * sec - t_start[:, None], 0, None)
-    b = (a - 1.0) / t
-    cdf = gammainc(a[:, None], b[:, None] * edges)
-    lfrac = np.diff(cdf, axis=1)  # (m, 18)
+    lfrac = layer_fractions(a, (a - 1.0) / t, edges)  # (m, 18): diff of gammainc(a, b edges)
     if expected.ndim == 2:  # layer sums only (the energy search of reco-mode protons)
         expected[rows] += e_gev[:, None] * 1e3 * lfrac
         return lfrac
@@ -351,18 +349,22 @@ def _moyal(rng, shape) -> np.ndarray:
 
 
 def _readout(rng, expected: np.ndarray, ev: _Event, dom: EcalDomain, gain: np.ndarray,
-             mip: np.ndarray | None, img: np.ndarray) -> None:
+             mip: tuple[np.ndarray, np.ndarray] | None, img: np.ndarray) -> None:
     """Fluctuate the windowed expectation, add MIP deposits and noise, apply gains, threshold, saturation; write
-    the cells into ``img`` (n, 18, 72), which must be zero."""
+    every cell of ``img`` (n, 18, 72)."""
     n, _, w = expected.shape
     full = w == N_CELLS  # the window is the whole layer: no index arithmetic needed
     resp = (1 + dom.response_spread * rng.standard_normal(n)).astype(np.float32)
     if full:  # one fused pass per cell (amsnb.ecal._kernels), the same random numbers in the same order
-        z = rng.standard_normal(expected.shape, dtype=np.float32)
-        readout_cells(expected, resp, z, mip, gain, bool(dom.gain_spread or dom.n_dead_cells),
+        amp, cell = mip if mip is not None else (None, None)
+        readout_cells(rng, expected, resp, amp, cell, gain, bool(dom.gain_spread or dom.n_dead_cells),
                       STOCHASTIC**2 * 1e3, dom.noise_mev**2, dom.threshold_sigma * dom.noise_mev, dom.saturation_mev,
                       img)
         return
+    if mip is not None:  # (amplitude, cell) per (event, layer) -> the dense (n, 18, W) deposit
+        amp, cell = mip
+        mip = np.zeros(expected.shape, np.float32)
+        np.put_along_axis(mip, cell[:, :, None], amp[:, :, None], axis=2)
     expected *= resp[:, None, None]
     # in place (the expectation is not needed afterwards): sigma = sqrt(0.104^2 E + noise^2) per cell
     sig = (STOCHASTIC**2 * 1e3) * expected
@@ -383,6 +385,7 @@ def _readout(rng, expected: np.ndarray, ev: _Event, dom: EcalDomain, gain: np.nd
         img[...] = meas
         return
     # the window of each (event, layer) is contiguous: one flat fancy assignment
+    img[...] = 0
     base = (np.arange(n)[:, None] * N_LAYERS + np.arange(N_LAYERS)[None, :]) * N_CELLS + ev.start
     flat = img.reshape(-1)
     flat[(base[:, :, None] + np.arange(w)[None, None, :]).ravel()] = meas.ravel()
@@ -498,11 +501,10 @@ def _protons(rng, n, e_true, lat, dom: EcalDomain, width, ev=None, truth=None, l
     # --- ionisation of the primary (and of the leading particle after the interaction): Moyal per layer
     mip_amp = MIP_MPV_MEV * ev.sec[:, None] * (1 + MIP_WIDTH * _moyal(rng, (n, N_LAYERS)))
     mip_amp = np.clip(mip_amp, 0, None)
-    mip = np.zeros((n, N_LAYERS, width), np.float32)
     cell = np.floor((ev.axis + FACE_HALF_CM) / CELL_PITCH_CM).astype(np.int64)
     off = np.clip(cell - ev.start, 0, width - 1)
     inside = (cell >= 0) & (cell < N_CELLS)
-    np.put_along_axis(mip, off[:, :, None], (mip_amp * inside)[:, :, None].astype(np.float32), axis=2)
+    mip = ((mip_amp * inside).astype(np.float32), off)  # deposit and its cell (in the window) per (event, layer)
     extras = {"interacted": inter, "z_interaction": np.where(inter, z_int, np.nan), "f_em": lat["f_em"],
               "leading_pi0": lat["lead"], "d_int": lat["d_int"], "g": lat["g"]}
     return expected, ev, truth, mip, extras
@@ -584,6 +586,40 @@ def simulate(n: int, particle: str = "electron", domain: str | EcalDomain = "mc"
     """
     _check_args(n, particle, energy_range, energy_mode)
     n = int(n)
+    out = _new_output(n)
+    ex = _simulate_into(out, n, particle, domain, seed, energy_range, spectral_index=spectral_index,
+                        energy_mode=energy_mode, positron_fraction=positron_fraction, weight_norm=weight_norm,
+                        first_event=first_event, run=run, window=window)
+    if extras:
+        out.update(ex)
+    return out
+
+
+def _new_output(n: int) -> dict[str, np.ndarray]:
+    return {b.name: np.zeros((n, *b.shape), b.np_dtype) for b in ECAL.branches}  # calloc: lazily zeroed pages
+
+
+def _one_blas_thread():
+    """Limit BLAS to one thread while simulating (the reconstruction's small float32 matrix products): OpenBLAS's
+    second thread made no event faster but spun on the other core (x1.3 wall, x2.5 CPU time for 1 process; with one
+    worker per core it oversubscribed them). It also makes the events independent of the machine: a multi-threaded
+    ``sgemm`` rounds differently, so the same seed gave rounding-level different events with another number of
+    cores or ``OPENBLAS_NUM_THREADS``."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn, a dependency
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _simulate_into(out: dict[str, np.ndarray], n: int, particle: str, domain, seed, energy_range, *,
+                   spectral_index: float = 1.0, energy_mode: str = "reco", positron_fraction: float = 0.1,
+                   weight_norm: float | None = None, first_event: int = 0, run: int | None = None,
+                   window: int | None = None) -> dict[str, np.ndarray]:
+    """:func:`simulate` into the (n, ...) arrays of ``out`` (every ECAL branch, any initial content; views of a
+    shared buffer in worker processes); returns the MC-truth extras."""
     dom = get_domain(domain)
     seed_seq = list(seed) if isinstance(seed, (list, tuple)) else [int(seed)]
     rng = np.random.default_rng(seed_seq + [0 if particle == "electron" else 1, dom.code])
@@ -597,17 +633,14 @@ def simulate(n: int, particle: str = "electron", domain: str | EcalDomain = "mc"
     run = seed_seq[0] if run is None else run
     # blocks of ~2k events keep the per-cell temporaries in cache (2x faster than one big array); each block
     # writes into views of the preallocated output
-    out = {b.name: np.zeros((n, *b.shape), b.np_dtype) for b in ECAL.branches}  # calloc: lazily zeroed pages
     extra_parts = []
-    for s in range(0, n, BLOCK):
-        m = min(BLOCK, n - s)
-        view = {k: v[s:s + m] for k, v in out.items()}
-        extra_parts.append(_simulate_block(rng, m, particle, dom, gain, lo, hi, norm, width, spectral_index,
-                                           energy_mode, positron_fraction, first_event + s, run, view))
-    if extras:
-        for k in (extra_parts[0] if extra_parts else {}):
-            out[k] = np.concatenate([p[k] for p in extra_parts])
-    return out
+    with _one_blas_thread():
+        for s in range(0, n, BLOCK):
+            m = min(BLOCK, n - s)
+            view = {k: v[s:s + m] for k, v in out.items()}
+            extra_parts.append(_simulate_block(rng, m, particle, dom, gain, lo, hi, norm, width, spectral_index,
+                                               energy_mode, positron_fraction, first_event + s, run, view))
+    return {k: np.concatenate([p[k] for p in extra_parts]) for k in (extra_parts[0] if extra_parts else {})}
 
 
 def _simulate_block(rng, n, particle, dom, gain, lo, hi, norm, width, spectral_index, energy_mode,
@@ -699,16 +732,126 @@ def simulate_to_root(path: str | Path, n: int, particle: str = "electron", domai
     and of ``workers``: chunks are simulated by that many processes (``None`` or 0: one per core) and written in
     order, so the file holds the same events whatever the number of workers.
     """
-    _check_args(n, particle, energy_range, kwargs.get("energy_mode", "reco"))
+    tasks = _root_tasks(n, particle, domain, seed, energy_range, chunk, kwargs)
+    return _chunks_to_root(Path(path), _root_chunk, tasks, int(n), progress, workers)
+
+
+def simulate_chunked(n: int, particle: str = "electron", domain: str | EcalDomain = "mc", seed: int = 0,
+                     energy_range: tuple[float, float] = (200.0, 2000.0), chunk: int = 20_000,
+                     workers: int | None = 1, **kwargs) -> dict[str, np.ndarray]:
+    """The events :func:`simulate_to_root` writes for the same arguments, as arrays, simulated by ``workers``
+    processes (``None``/0: one per core). Chunk ``k`` is seeded by ``(seed, k)``, so the events do not depend on
+    ``workers``. Forked workers write straight into one shared output buffer (nothing is pickled back); ``kwargs``
+    are those of :func:`simulate` (``extras=True`` adds the ``truth_*`` arrays)."""
+    import multiprocessing as mp
+
+    extras = bool(kwargs.pop("extras", False))
+    tasks = _root_tasks(n, particle, domain, seed, energy_range, chunk, kwargs)
     n = int(n)
-    tasks = [(min(chunk, n - start), particle, domain, [int(seed), k], energy_range, n, start, int(seed), kwargs)
-             for k, start in enumerate(range(0, max(n, 1), chunk))]
-    return _chunks_to_root(Path(path), _root_chunk, tasks, n, progress, workers)
+    nw = n_workers(workers, len(tasks))
+    fork = "fork" in mp.get_all_start_methods()
+    out = _shared_output(n) if nw > 1 and fork else _new_output(n)
+    starts = [t[6] for t in tasks]
+    if nw == 1:
+        parts = [_root_chunk(*t, out={k: v[a:a + t[0]] for k, v in out.items()}) for a, t in zip(starts, tasks)]
+    elif fork:
+        key = id(out)
+        _SHARED[key] = out
+        try:
+            parts = list(_pool_map(nw, _chunk_into, [(key, t) for t in tasks]))
+        finally:
+            del _SHARED[key]
+    else:  # spawn (no fork): results come back pickled
+        parts = []
+        pickled = [(*t[:8], {**t[8], "extras": extras}) for t in tasks]
+        for a, arr in zip(starts, _pool_map(nw, _root_chunk, pickled)):
+            for k, v in out.items():
+                v[a:a + len(arr["event"])] = arr[k]
+            parts.append({k: v for k, v in arr.items() if k not in out})
+    if extras:
+        out.update({k: np.concatenate([p[k] for p in parts]) for k in (parts[0] if parts else {})})
+    return out
 
 
-def _root_chunk(m, particle, domain, seed, energy_range, n, start, run, kwargs) -> dict:
-    return simulate(m, particle, domain, seed=seed, energy_range=energy_range, weight_norm=n, first_event=start,
-                    run=run, **kwargs)
+def _root_tasks(n, particle, domain, seed, energy_range, chunk, kwargs) -> list:
+    _check_args(n, particle, energy_range, kwargs.get("energy_mode", "reco"))
+    n, chunk = int(n), int(chunk)
+    if chunk < 1:
+        raise ConfigError(f"chunk={chunk}: events per chunk must be >= 1")
+    return [(min(chunk, n - start), particle, domain, [int(seed), k], energy_range, n, start, int(seed), kwargs)
+            for k, start in enumerate(range(0, max(n, 1), chunk))]
+
+
+def _root_chunk(m, particle, domain, seed, energy_range, n, start, run, kwargs, out=None) -> dict:
+    """One chunk of :func:`simulate_to_root`: returns its arrays, or with ``out`` (views of m rows) fills them
+    and returns only the MC-truth extras."""
+    if out is None:
+        return simulate(m, particle, domain, seed=seed, energy_range=energy_range, weight_norm=n, first_event=start,
+                        run=run, **kwargs)
+    kw = {k: v for k, v in kwargs.items() if k != "extras"}
+    return _simulate_into(out, m, particle, domain, seed, energy_range, weight_norm=n, first_event=start, run=run,
+                          **kw)
+
+
+#: Output buffers that forked worker processes write into, by key (set in the parent before the workers fork).
+_SHARED: dict[int, dict[str, np.ndarray]] = {}
+
+
+def _shared_output(n: int, slots: int | None = None) -> dict[str, np.ndarray]:
+    """ECAL branch arrays (n, ...) -- or (slots, n, ...) -- in one anonymous shared mapping: what a forked worker
+    writes there, the parent sees without a copy (zero-filled; the arrays keep the mapping alive)."""
+    import mmap
+
+    lead = (n,) if slots is None else (slots, n)
+    layout, size = [], 0
+    for b in ECAL.branches:
+        shape = lead + tuple(b.shape)
+        size = -(-size // 64) * 64  # 64-byte aligned arrays
+        layout.append((b.name, shape, size))
+        size += int(np.prod(shape)) * np.dtype(b.np_dtype).itemsize
+    buf = mmap.mmap(-1, max(size, 1))
+    dtypes = {b.name: np.dtype(b.np_dtype) for b in ECAL.branches}
+    return {name: np.frombuffer(buf, dtypes[name], int(np.prod(shape)), off).reshape(shape)
+            for name, shape, off in layout}
+
+
+def _chunk_into(key, task) -> dict:
+    """Worker: simulate a :func:`simulate_to_root` chunk into its rows of the shared output ``_SHARED[key]``."""
+    m, start = task[0], task[6]
+    return _root_chunk(*task, out={k: v[start:start + m] for k, v in _SHARED[key].items()})
+
+
+def _chunk_to_slot(key, slot, fn, task) -> tuple[int, dict]:
+    """Worker: ``fn(*task)`` copied into slot ``slot`` of the shared buffers ``_SHARED[key]``; returns the number of
+    events and the arrays that are not ECAL branches (pickled back)."""
+    arr = fn(*task)
+    buf = _SHARED[key]
+    m = len(arr["event"])
+    for k, v in buf.items():
+        v[slot, :m] = arr[k]
+    return m, {k: v for k, v in arr.items() if k not in buf}
+
+
+def _pool_map(nw: int, fn, args: list):
+    """``fn(*a)`` for each ``a`` in order from ``nw`` worker processes (forked on POSIX, so nothing is re-imported),
+    at most 2 tasks per worker in flight (bounded memory); yields the results in order."""
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(nw, mp_context=ctx) as pool:
+        todo, running = iter(args), deque()
+        for a in todo:
+            running.append(pool.submit(fn, *a))
+            if len(running) >= 2 * nw:
+                break
+        while running:
+            res = running.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                running.append(pool.submit(fn, *nxt))
+            yield res
 
 
 def n_workers(workers: int | None, n_tasks: int) -> int:
@@ -721,11 +864,10 @@ def n_workers(workers: int | None, n_tasks: int) -> int:
 
 
 def _chunks_to_root(path: Path, fn, tasks: list, total: int, progress: bool, workers: int | None) -> Path:
-    """Write ``fn(*task)`` for each task, in task order, to one ROOT file; tasks run in ``workers`` processes (forked
-    on POSIX, so nothing is re-imported; at most 2 chunks per worker are in flight, which bounds the memory)."""
+    """Write ``fn(*task)`` for each task, in task order, to one ROOT file; tasks run in ``workers`` processes. Forked
+    workers copy each chunk into one of 2 x workers + 1 reusable slots of a shared buffer and the parent writes
+    from there (no pickling of the images); a slot is reused only after the parent wrote it."""
     import multiprocessing as mp
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
 
     from ..io import TreeWriter
 
@@ -735,20 +877,30 @@ def _chunks_to_root(path: Path, fn, tasks: list, total: int, progress: bool, wor
             for t in tasks:
                 _extend(w, fn(*t), bar)
             return path
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(nw, mp_context=ctx) as pool:
-            todo, running = iter(tasks), deque()
-            for t in todo:
-                running.append(pool.submit(fn, *t))
-                if len(running) >= 2 * nw:
-                    break
-            while running:
-                arr = running.popleft().result()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    running.append(pool.submit(fn, *nxt))
+        if "fork" not in mp.get_all_start_methods():
+            for arr in _pool_map(nw, fn, tasks):
                 _extend(w, arr, bar)
+            return path
+        n_slots = min(2 * nw + 1, len(tasks))  # in flight: at most 2 x nw, plus the one being written
+        cap = max(_chunk_events(fn, t) for t in tasks)
+        buf = _shared_output(cap, slots=n_slots)
+        key = id(buf)
+        _SHARED[key] = buf
+        try:
+            jobs = [(key, i % n_slots, fn, t) for i, t in enumerate(tasks)]
+            for i, (m, rest) in enumerate(_pool_map(nw, _chunk_to_slot, jobs)):
+                _extend(w, {**{k: v[i % n_slots, :m] for k, v in buf.items()}, **rest}, bar)
+        finally:
+            del _SHARED[key]
     return path
+
+
+def _chunk_events(fn, task) -> int:
+    """Events a chunk task of ``fn`` returns (the size of a shared slot)."""
+    if fn is _set_chunk:
+        _, n_e, n_p, _, _, k, n_chunks = task
+        return (n_e * (k + 1) // n_chunks - n_e * k // n_chunks) + (n_p * (k + 1) // n_chunks - n_p * k // n_chunks)
+    return int(task[0])
 
 
 #: Events per ROOT basket written by the simulation: an (18, 72) float32 image basket of 3000 events is 15.6 MB,
@@ -844,19 +996,36 @@ def _set_chunk(spec: SetSpec, n_e: int, n_p: int, seed: int, set_index: int, k: 
     return arr
 
 
-def table1_sizes(scale: float, iss_scale: float) -> dict[str, tuple[int, int]]:
-    """Events (electrons, protons) per Table-1 set for the given scale factors."""
+#: The MC test set as a raw sample of its own (1-2 TeV like mc_high, a new seed stream), made when ``test_protons``
+#: is given; otherwise notebook 02 splits mc_test off mc_high (amsnb.ecal.datasets).
+TEST_SAMPLE = SetSpec("mc_test", "mc", 0, 0, (900.0, 2200.0))
+#: Electrons per proton in the enlarged test samples: protons set the rejection's statistics; 1 electron in 10 still
+#: fixes the 90 % threshold to a few per mille.
+TEST_ELECTRON_FRACTION = 0.1
+
+
+def table1_sizes(scale: float, iss_scale: float, test_protons: int | None = None) -> dict[str, tuple[int, int]]:
+    """Events (electrons, protons) per raw sample for the given scale factors; with ``test_protons`` the test
+    samples ``mc_test`` (its own) and ``iss_test`` hold that many protons and a tenth as many electrons, so the
+    1-2 TeV rejections of the best classifiers are measured from passing protons rather than bounded."""
     sizes = {}
     for s in TABLE1:
         f = iss_scale if s.iss_sized else scale
         sizes[s.name] = (max(1, round(s.n_electron * f)), max(1, round(s.n_proton * f)))
+    if test_protons:
+        n = (max(1, round(test_protons * TEST_ELECTRON_FRACTION)), int(test_protons))
+        sizes["iss_test"] = n
+        sizes[TEST_SAMPLE.name] = n
     return sizes
 
 
 def generate_table1(outdir: str | Path, scale: float = 1.0, seed: int = 1, iss_scale: float = 1.0,
                     progress: bool = True, chunk: int = 20_000, fresh: bool = False,
-                    workers: int | None = 1) -> dict[str, Path]:
+                    workers: int | None = None, test_protons: int | None = None) -> dict[str, Path]:
     """The five raw samples of seed 000 Table 1 as ROOT files in ``outdir`` (``<set>.root``); resumable per set.
+
+    ``test_protons``: also a raw ``mc_test`` sample, and ``iss_test`` resized, with that many protons each
+    (:func:`table1_sizes`).
 
     Each file is an artefact of :mod:`amsnb.provenance`: reused only if the same generator code made it with the
     same sizes, seed and chunking; an interrupted or different one is simulated again (one line says why).
@@ -870,9 +1039,13 @@ def generate_table1(outdir: str | Path, scale: float = 1.0, seed: int = 1, iss_s
     if scale <= 0 or iss_scale <= 0:
         raise ConfigError(f"scale={scale}, iss_scale={iss_scale}: both must be > 0 (1.0 = the seed's Table 1)")
     outdir = Path(outdir)
-    sizes = table1_sizes(scale, iss_scale)
+    if test_protons is not None and test_protons <= 0:
+        raise ConfigError(f"test_protons={test_protons}: give a positive number of protons, or None to split "
+                          "mc_test off mc_high")
+    sizes = table1_sizes(scale, iss_scale, test_protons)
+    specs = TABLE1 + ((TEST_SAMPLE,) if test_protons else ())
     out = {}
-    for i, spec in enumerate(TABLE1):
+    for i, spec in enumerate(specs):
         path = outdir / f"{spec.name}.root"
         n_e, n_p = sizes[spec.name]
         stamp = provenance.Stamp("amsnb.ecal.sim.table1", generator_digest(),
@@ -882,9 +1055,9 @@ def generate_table1(outdir: str | Path, scale: float = 1.0, seed: int = 1, iss_s
                           write_set(p, spec, n_e, n_p, seed, i, chunk, progress, workers),
                           fresh=fresh, label=f"data/ecal/{path.name}", verb="simulating")
         out[spec.name] = path
-    meta = {"seed": seed, "scale": scale, "iss_scale": iss_scale,
+    meta = {"seed": seed, "scale": scale, "iss_scale": iss_scale, "test_protons": test_protons,
             "sets": {s.name: {"electrons": sizes[s.name][0], "protons": sizes[s.name][1], "domain": s.domain,
-                              "energy_range_gev": list(s.energy_range), "labeled": s.labeled} for s in TABLE1},
+                              "energy_range_gev": list(s.energy_range), "labeled": s.labeled} for s in specs},
             "domains": {k: {kk: vv for kk, vv in asdict(v).items() if kk != "proton"} for k, v in DOMAINS.items()}}
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "table1.json").write_text(json.dumps(meta, indent=2))
@@ -929,5 +1102,6 @@ def cli_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["EcalDomain", "ProtonModel", "DOMAINS", "simulate", "simulate_to_root", "generate_table1", "cli_main",
-           "flux", "p_over_e", "radial_containment", "gflash_parameters", "table1_sizes", "replace"]
+__all__ = ["EcalDomain", "ProtonModel", "DOMAINS", "simulate", "simulate_to_root", "simulate_chunked",
+           "generate_table1", "cli_main", "flux", "p_over_e", "radial_containment", "gflash_parameters", "table1_sizes",
+           "replace"]
