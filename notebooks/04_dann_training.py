@@ -33,6 +33,7 @@ workdir = "../runs/default"
 seed = 1
 ecal_scale = 0.045
 iss_scale = 0.04
+test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
 cuts = "default"  # cut set of the selected sets (notebook 02)
 input_files = ""  # your ROOT files instead of the simulation (see notebook 02)
 mapping = ""  # their branch-mapping YAML
@@ -76,7 +77,8 @@ tag
 # `log1p(E / 11.5 MeV)` (about one MIP per cell) itself, so saved and exported models take raw cell energies.
 
 # %%
-sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale, cuts=cuts,
+sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
+                        test_protons=test_protons or None, cuts=cuts,
                         input_files=input_files or None, mapping=mapping or None)
 data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed)
 data.counts

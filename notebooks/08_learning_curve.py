@@ -32,6 +32,7 @@ workdir = "../runs/default"
 seed = 1
 ecal_scale = 0.045
 iss_scale = 0.04
+test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
 cuts = "default"  # cut set of the selected sets (notebook 02)
 input_files = ""  # your ROOT files instead of the simulation (see notebook 02)
 mapping = ""  # their branch-mapping YAML
@@ -42,6 +43,7 @@ epochs = 6
 batch_size = 128
 lr = 1e-3
 efficiency = 0.9
+max_eval_events = 40000  # events of mc_test / iss_test each point is evaluated on (0: all; notebook 05 uses all)
 cpu_threads = 1  # torch CPU threads (None: all cores)
 fresh = False  # True: recompute every artefact of the run folder made before this run
 
@@ -58,7 +60,8 @@ amsnb.plotting.use_style()
 wd = Workdir(workdir)
 if fresh:
     provenance.request_fresh()
-sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale, cuts=cuts,
+sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
+                        test_protons=test_protons or None, cuts=cuts,
                         input_files=input_files or None, mapping=mapping or None)
 
 # %% [markdown]
@@ -66,12 +69,14 @@ sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale, cu
 # LightGBM on the 46 shape variables (notebook 03), trained on the first `n` events of `mc_high` by event hash.
 
 # %%
-points = learning.bdt_curve(wd, sizes, seed=seed, efficiency=efficiency)
+points = learning.bdt_curve(wd, sizes, seed=seed, efficiency=efficiency, max_eval_events=max_eval_events or None)
 print(learning.table(points))
 
 # %% [markdown]
 # ## The deep models
 # Each size is one training (no DA, early stopping on `iss_val`), with the same configuration for every model.
+# Every point is evaluated on the same `max_eval_events` events of each test set (inference on the full 1e5-proton
+# sets for every size would cost more than the trainings); notebook 05 compares the published models on all of them.
 
 # %%
 config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, use_da=False, device=device, seed=seed,
@@ -79,7 +84,7 @@ config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, use_da=False, 
 for spec in models:
     name, preset = spec.split(":")
     points += learning.deep_curve(wd, sets, name, preset, sizes, config, seed=seed, efficiency=efficiency,
-                                  device=device)
+                                  device=device, max_eval_events=max_eval_events or None)
 print(learning.table(points))
 
 # %% [markdown]

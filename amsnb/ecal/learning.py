@@ -53,17 +53,32 @@ def _point(model: str, n_train: int, eval_set: str, score, label, efficiency: fl
                       bool(p.is_lower_limit), int(p.n_bkg_pass), int(p.n_bkg), int(p.n_sig), float(p.efficiency))
 
 
+def eval_rows(n_rows: int, max_events: int | None, seed: int = 1) -> np.ndarray:
+    """The rows of a set the curves are evaluated on: all, or ``max_events`` of them drawn by one seeded
+    permutation (the same rows for the BDT, read from the set file, and the deep models, read from its cache, whose
+    rows are the file's in order). Inference on a 1e5-proton test set for every size and model would cost more than
+    the trainings; the largest size's point is the one to compare with notebook 05's full-set numbers."""
+    if not max_events or max_events >= n_rows:
+        return np.arange(n_rows)
+    return np.sort(np.random.default_rng(seed).permutation(n_rows)[:max_events])
+
+
 def bdt_curve(workdir, sizes, seed: int = 1, search: str = "small", efficiency: float = 0.9, cl: float = 0.68,
-              eval_sets=EVAL, progress: bool = False) -> list[CurvePoint]:
+              eval_sets=EVAL, progress: bool = False, max_eval_events: int | None = None) -> list[CurvePoint]:
     """The BDT (:func:`amsnb.ecal.baselines.train_bdt`) trained on the first ``n`` events of ``mc_high`` (by event
-    hash, nested) for each ``n`` in ``sizes``; sizes above the set's size are trained on all of it once."""
+    hash, nested) for each ``n`` in ``sizes``; sizes above the set's size are trained on all of it once. Evaluated
+    on :func:`eval_rows` of each set."""
     from .baselines import _read, train_bdt, training_data
     from .datasets import event_hash
 
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     train = training_data(wd)
     order = np.argsort(event_hash(train["run"], train["event"]), kind="stable")
-    evals = {s: _read(wd.sets / f"{s}.root") for s in eval_sets}
+    evals = {}
+    for s in eval_sets:
+        arr = _read(wd.sets / f"{s}.root")
+        rows = eval_rows(len(arr["label"]), max_eval_events, seed)
+        evals[s] = {k: v[rows] for k, v in arr.items()}
     points = []
     for n in _sizes(sizes, len(order)):
         sub = {k: v[order[:n]] for k, v in train.items()}
@@ -74,10 +89,12 @@ def bdt_curve(workdir, sizes, seed: int = 1, search: str = "small", efficiency: 
 
 
 def deep_curve(workdir, sets, model: str, preset: str, sizes, config, seed: int = 1, efficiency: float = 0.9,
-               cl: float = 0.68, eval_sets=EVAL, device: str = "cpu") -> list[CurvePoint]:
+               cl: float = 0.68, eval_sets=EVAL, device: str = "cpu",
+               max_eval_events: int | None = None) -> list[CurvePoint]:
     """``model``/``preset`` trained (or reused) on ``n`` events of ``mc_high`` for each ``n`` in ``sizes``, under the
     tags ``<model>_<preset>[_da]_n<n>``; no score files are written (notebook 05 compares the published models)."""
     from ..train.trainer import predict
+    from .cache import EcalDataset
     from .experiment import model_tag, prepare, train_model
 
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
@@ -89,7 +106,8 @@ def deep_curve(workdir, sets, model: str, preset: str, sizes, config, seed: int 
         result = train_model(wd, tag, model, preset, data, config, seed=seed)
         result.model.to(device)
         for s in eval_sets:
-            ds = data.evaluation[s]
+            full_set = data.evaluation[s]
+            ds = EcalDataset(full_set.cache, full_set.indices[eval_rows(len(full_set), max_eval_events, seed)])
             pred = predict(result.model, ds, 512, device)
             points.append(_point(tag.rsplit("_n", 1)[0], len(data.train), s, pred["score"], ds.column("label"),
                                  efficiency, cl))
