@@ -124,7 +124,7 @@ def sparse_series(smoke_series):
                          n_out_of_range=2 if raw.stem == "mc_low" else 0)
     runs = runner.run_series("smoke", only=["02", "03", "04", "05"], workdir=out,
                              params={"input_files": str(src / "*.root"), "mapping": str(MAPPING)})
-    return wd_dense, Workdir(out), {r.name[:2]: r for r in runs}
+    return wd_dense, Workdir(out), {r.notebook[:2]: r for r in runs}
 
 
 def test_notebooks_02_to_05_run_on_sparse_ams_ntuples(sparse_series):
