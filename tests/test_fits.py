@@ -54,7 +54,8 @@ def test_below_l1_closure_on_simulation():
     sel = nuclei.SELECTIONS[15]
     r = fits.below_l1_fit(d, m, 15, sel.l1)
     truth = fits.true_fraction(d, 15, sel.l1)
-    assert 0.05 < truth.value < 0.5  # the below-L1 background matters in the P selection
+    assert 0.01 < truth.value < 0.5  # the below-L1 background of the P selection (~2-3 % with the partial
+    # cross sections of docs/nuclei.md; it was ~20 % with the old exp(-dZ/2.2) spectrum)
     assert truth.lo < truth.value < truth.hi
     assert abs(r.fraction - truth.value) < 3 * np.hypot(r.fraction_err, truth.err)
 
@@ -66,7 +67,8 @@ def test_charge_tune_recovers_the_data_scale():
     da = sim.simulate(20000, (14,), "data", seed=2)
     m, d = nuclei.take(mc, nuclei.select_mask(mc, 14, False)), nuclei.take(da, nuclei.select_mask(da, 14, False))
     tune = fits.tune_charge(m["q_l1"], d["q_l1"], 14)
-    assert tune.scale == pytest.approx(sim.DOMAINS["data"].charge_scale, abs=0.004)
+    # the peak moves by the charge scale 1.012 and by the data's 25 % higher delta-ray rate (+0.5 % at the peak)
+    assert tune.scale == pytest.approx(sim.DOMAINS["data"].charge_scale * 1.005, abs=0.004)
     assert 0.0 < tune.rel_smear < 0.03
     cal = tune.calibrate_data(d)
     assert np.median(cal["q_l1"]) == pytest.approx(np.median(m["q_l1"]), abs=0.03)

@@ -108,3 +108,27 @@ def test_mda_input_sizes_come_from_its_config_and_agree_with_the_graph():
     m = build("mda", {"n_tof_features": 5, "n_rig_features": 2, "branches": ("rig", "tof")})
     assert m.feature_extractor.sub["tof"][0].in_features == 5 and m.feature_extractor.tof_mean.shape == (5,)
     assert m.feature_extractor.sub["rig"][0].in_features == 2
+
+
+def test_domain_weights_scale_the_domain_gradient(ds):
+    """Per-event domain weights ("dw") leave the forward pass unchanged and multiply each event's domain-loss
+    gradient: with weights (2, 0) the gradient is twice the unweighted first event's and zero from the second."""
+    torch.manual_seed(0)
+    model = fit_normalization(build("mda", {"preset": "small", "domain_input": "tokens"}), ds).eval()
+    x = {k: v[:2].clone() for k, v in ds.t.items()}
+
+    def grads(w):
+        model.zero_grad()
+        inp = nuclei.model_inputs({**x, **({"dw": torch.tensor(w)} if w is not None else {})})
+        out = model(inp, lambda_=1.0)
+        out["domain_logits"][:, 0].sum().backward()
+        return out["domain_logits"].detach(), model.domain_head[0].weight.grad.clone()
+
+    d0, g0 = grads(None)
+    d1, g1 = grads([1.0, 0.0])
+    d2, g2 = grads([2.0, 0.0])
+    torch.testing.assert_close(d0, d1)
+    torch.testing.assert_close(g2, 2 * g1)
+    assert not torch.allclose(g0, g1)  # the second event no longer contributes
+    with pytest.raises(ConfigError, match="domain_input"):
+        build("mda", {"domain_input": "all"})

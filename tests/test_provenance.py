@@ -237,13 +237,13 @@ def test_nuclei_samples_follow_the_request(tmp_path, capsys):
     from amsnb.nuclei import study
 
     wd = Workdir(tmp_path / "run")
-    study.ensure_samples(wd, n_mc=200, n_data_si=50, z=(15,), seed=7, progress=False)
+    study.ensure_samples(wd, n_mc=200, n_data_si=50, z=(14,), seed=7, progress=False)  # Si: no MC boost
     capsys.readouterr()
-    paths = study.ensure_samples(wd, n_mc=1000, n_data_si=50, z=(15,), seed=7, progress=False)
+    paths = study.ensure_samples(wd, n_mc=1000, n_data_si=50, z=(14,), seed=7, progress=False)
     out = capsys.readouterr().out
-    assert "nuclei/mc_Z15.root: n 200 -> 1000, simulating" in out and "data_Z15.root: reused" in out
-    assert io.num_entries(paths["mc"][15], "nuclei") == 1000
-    assert json.loads((wd.nuclei_data / "samples.json").read_text())["counts"]["mc"] == {"15": 1000}
+    assert "nuclei/mc_Z14.root: n 200 -> 1000, simulating" in out and "data_Z14.root: reused" in out
+    assert io.num_entries(paths["mc"][14], "nuclei") == 1000
+    assert json.loads((wd.nuclei_data / "samples.json").read_text())["counts"]["mc"] == {"14": 1000}
 
 
 @pytest.mark.slow

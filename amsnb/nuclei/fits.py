@@ -157,11 +157,15 @@ class ChargeTune:
         return np.where(q > 0, self.scale * q * (1 + self.rel_smear * eps), q)
 
     def calibrate_data(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Data arrays with every tracker charge divided by the scale (the charge calibration of the data), so the
-        selection windows act on data as on MC; the MC templates then need only the extra smearing."""
+        """Data arrays with the L1 charge (``q_l1`` and layer 0 of ``trk_q``) divided by the scale (the L1 charge
+        calibration of the data), so the L1 window acts on data as on MC; the MC templates then need only the extra
+        smearing. The inner-tracker and TOF charges are calibrated separately, per layer and plane
+        (:func:`amsnb.nuclei.study.calibrate_inputs`), before the selection and the network."""
         out = dict(arrays)
-        for k in ("q_inner", "q_l1", "trk_q"):
-            out[k] = (np.asarray(arrays[k], float) / self.scale).astype(np.float32)
+        out["q_l1"] = (np.asarray(arrays["q_l1"], float) / self.scale).astype(np.float32)
+        q = np.asarray(arrays["trk_q"], float).copy()
+        q[:, :, 0] /= self.scale
+        out["trk_q"] = q.astype(np.float32)
         return out
 
     def smearing(self) -> ChargeTune:

@@ -109,7 +109,7 @@ class NucleiDataset:
     hit graph per batch (vectorized), so a batch is one PyG graph plus dense tensors.
     """
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], y=None, w=None, domain=None):
+    def __init__(self, arrays: Mapping[str, np.ndarray], y=None, w=None, domain=None, domain_weight=None):
         import torch
 
         inp = event_inputs(arrays)
@@ -117,6 +117,8 @@ class NucleiDataset:
         if n == 0:
             raise EmptySelectionError("NucleiDataset: no events; the selection left an empty sample")
         self.t = {k: torch.as_tensor(v) for k, v in inp.items()}
+        if domain_weight is not None:  # per-event weight of the DANN domain term (amsnb.nuclei.model.MDAModel)
+            self.t["dw"] = torch.as_tensor(np.asarray(domain_weight, np.float32))
         self.y = torch.as_tensor(np.full(n, -1) if y is None else np.asarray(y), dtype=torch.long)
         self.w = torch.as_tensor(np.ones(n) if w is None else np.asarray(w), dtype=torch.float32)
         dom = arrays.get("domain") if domain is None else domain
@@ -151,7 +153,10 @@ class NucleiDataset:
 
 def model_inputs(x: Mapping) -> dict:
     """Stacked per-event tensors -> the MDA input dict (graph built here)."""
-    return {"graph": build_graph(x["hits"], x["mask"]), "clusters": x["clusters"], "rig": x["rig"], "tof": x["tof"]}
+    out = {"graph": build_graph(x["hits"], x["mask"]), "clusters": x["clusters"], "rig": x["rig"], "tof": x["tof"]}
+    if "dw" in x:
+        out["dw"] = x["dw"]
+    return out
 
 
 def collate(items: Sequence[Mapping]) -> dict:

@@ -41,6 +41,10 @@ class MDAConfig:
     n_classes: int = 2
     domain_head: bool = True
     domain_hidden: int = 32
+    #: What the DANN domain head sees: "fused" (the fused feature, as the label head) or "tokens" (the fused
+    #: feature and every branch token, concatenated, so the reversed gradient reaches each sub-model's output
+    #: directly; the label head and the "features" output stay the fused feature).
+    domain_input: str = "fused"
     #: Input sizes (the model does not import them from the data preparation; tests check they agree with
     #: amsnb.nuclei.graph's NODE_FEATURES, RIG_FEATURES, TOF_FEATURES and N_LAYERS_USED).
     n_node_features: int = 6
@@ -102,6 +106,9 @@ class MDAFeatures(nn.Module):
         if cfg.hidden % cfg.heads:
             raise ConfigError(f"MDA hidden={cfg.hidden} must be divisible by heads={cfg.heads}")
         self.branches = tuple(b for b in BRANCHES if b in cfg.branches)
+        if cfg.domain_input not in ("fused", "tokens"):
+            raise ConfigError(f"MDA domain_input='{cfg.domain_input}': use 'fused' or 'tokens'")
+        self.domain_input = cfg.domain_input
         h = cfg.hidden
         mods = {"gnn": lambda: TrackerGNN(h, cfg.gnn_layers, cfg.n_node_features),
                 "cnn": lambda: ClusterCNN(h, cfg.n_cluster_layers),
@@ -138,14 +145,55 @@ class MDAFeatures(nn.Module):
         fused = self.norm(tok + out).mean(dim=1)
         att = torch.zeros(tok.shape[0], len(BRANCHES), device=tok.device, dtype=tok.dtype)
         att[:, idx] = w.mean(dim=1)  # attention each branch receives, averaged over queries (rows sum to 1)
-        return {"features": fused, "attention": att.detach()}
+        out = {"features": fused, "attention": att.detach()}
+        if self.domain_input == "tokens":
+            full = torch.zeros(tok.shape[0], len(BRANCHES), tok.shape[2], device=tok.device, dtype=tok.dtype)
+            full[:, idx] = torch.stack(tokens, dim=1)
+            out["domain_features"] = torch.cat([fused, full.flatten(1)], dim=1)
+        return out
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; backward multiplies each event's gradient by its weight."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(w)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (w,) = ctx.saved_tensors
+        return g * w.to(g.dtype).reshape(-1, *([1] * (g.ndim - 1))), None
 
 
 class MDAModel(DomainAdversarialModel):
     """DomainAdversarialModel whose output dict also holds ``attention`` (B, 4): per-event weight of each branch
-    (passed through from :class:`MDAFeatures`; :func:`amsnb.train.predict` returns it as ``"attention"``)."""
+    (passed through from :class:`MDAFeatures`; :func:`amsnb.train.predict` returns it as ``"attention"``).
+
+    Inputs with ``"dw"`` (per-event domain weights, :class:`amsnb.nuclei.NucleiDataset` ``domain_weight``) weight
+    the domain term event by event: the gradient leaving ``domain_logits`` is multiplied by the weight, which is a
+    weighted domain cross-entropy for the domain head and, through the gradient reversal, for the features. The
+    study uses it to give the MC side of the domain term the data's species composition (label-shift correction,
+    importance-weighted DANN: Combes et al., NeurIPS 2020, arXiv:2003.04475); the forward pass is unchanged."""
 
     branch_names = BRANCHES
+
+    def forward(self, x, lambda_: float = 0.0):
+        """As :meth:`amsnb.models.layers.DomainAdversarialModel.forward`; the domain head reads
+        ``domain_features`` when the feature extractor provides them (``domain_input="tokens"``)."""
+        from ..models.layers import grad_reverse
+
+        fe = self.feature_extractor(x)
+        extra = {k: v for k, v in fe.items() if k not in ("features", "domain_features")}
+        feats = fe["features"]
+        out = {"logits": self.label_head(feats), "domain_logits": None, "features": feats, **extra}
+        if self.domain_head is not None:
+            out["domain_logits"] = self.domain_head(grad_reverse(fe.get("domain_features", feats), lambda_))
+            dw = x.get("dw") if isinstance(x, dict) else None
+            if dw is not None and torch.is_grad_enabled():
+                out["domain_logits"] = _ScaleGrad.apply(out["domain_logits"], dw)
+        return out
 
 
 @register("mda", MDAConfig)
@@ -153,7 +201,8 @@ def build_mda(cfg: MDAConfig) -> MDAModel:
     feats = MDAFeatures(cfg)
     head = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
                          nn.Linear(cfg.hidden, cfg.n_classes))
-    domain = mlp_head(cfg.hidden, 2, cfg.domain_hidden) if cfg.domain_head else None
+    n_dom = cfg.hidden * (1 + len(BRANCHES)) if cfg.domain_input == "tokens" else cfg.hidden
+    domain = mlp_head(n_dom, 2, cfg.domain_hidden) if cfg.domain_head else None
     model = MDAModel(feats, head, domain)
     model.input_transform_doc = ("dict(graph=PyG hit graph, clusters=(B,1,8,2) log1p counts, rig=(B,3), tof=(B,7)) "
                                  "from amsnb.nuclei.event_inputs; mean/std normalisation buffers inside the model")

@@ -15,23 +15,28 @@ Model, per event (vectorized over events):
 * material gaps above L1, L1-L2 (``x_l1l2`` g/cm², scan range 5-7 of §6, with the two upper-TOF planes at its
   bottom), inside the inner tracker and L8-L9 (lower TOF + RICH); in each gap the nucleus interacts with
   P = 1 - exp(-x/lambda), lambda from the Sihver cross section on the 83 % C + 17 % Al mixture (§6); the leading
-  fragment loses dZ >= 1 charges; a second track (the next fragment) appears with probability ``p_second``;
-* per-layer charge Z * (1 + resolution) with a Gaussian core of width sigma_layer(Z) and an upward delta-ray tail;
-  the inner-tracker charge is the truncated mean of L2-L8 (highest dropped);
+  charge loses dZ >= 0 drawn from partial cross sections (:func:`partial_cross_sections_mb`: sigma_cc = 0.87
+  sigma_inel, dZ = 1 ~ 100-140 mb on carbon, docs/nuclei.md); after a charge change a second track (the next
+  fragment) appears with probability ``p_second``;
+* per-layer charge from the energy loss in 300 um of silicon (Vavilov core + escaping delta rays: a Landau-like
+  tail growing with Z^2), a gain residual, the readout non-linearity with noise, inverted and calibrated to the peak
+  (:func:`_layer_charge`); the inner-tracker charge is the truncated mean of L2-L8 (highest dropped);
 * clusters per layer and side: the track's own + Poisson(delta rays ~ Z^2) + fragment debris below an interaction;
 * inner and inner+L1 rigidities with the MDR / multiple-scattering resolution of §5 (MDR ~ lever arm^2), plus a kink
   term for an interaction between L1 and L2 (the inner+L1 fit sees the parent's L1 hit);
-* TOF beta and plane charges (a plane measures the charge of whatever crosses it).
+* TOF beta and plane charges (a plane measures the charge of whatever crosses it: energy loss in 1 cm of plastic,
+  Birks quenching, photo-electron statistics, :func:`_tof_charge`).
 
-Domains ``mc`` and ``data`` differ by documented shifts (:data:`DOMAINS`): charge scale and resolution, delta-ray
-cluster rate, TOF charge scale. ``data`` stands for flight data in the notebooks; its truth is kept only so
-closure tests can check estimates against it.
+Domains ``mc`` and ``data`` differ by documented shifts (:data:`DOMAINS`): charge scale, gain-residual and noise
+terms, delta-ray rate (charge tail and clusters), TOF charge scale and resolution. ``data`` stands for flight data
+in the notebooks; its truth is kept only so closure tests can check estimates against it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +86,63 @@ def interaction_length(z, sigma_scale: float = 1.0) -> np.ndarray:
 
 
 def interaction_probability(z, grammage: float, sigma_scale: float = 1.0) -> np.ndarray:
+    """Probability of an inelastic interaction (charge-changing or not) in ``grammage`` g/cm2 of the C/Al mix."""
     return 1.0 - np.exp(-grammage / interaction_length(z, sigma_scale))
+
+
+def charge_changing_probability(z, grammage: float, config: NucleiConfig | None = None) -> np.ndarray:
+    """Probability that the leading charge changes in ``grammage`` g/cm2: sigma_cc = ``sigma_cc_frac`` sigma_inel."""
+    cfg = config or DEFAULT_CONFIG
+    return 1.0 - np.exp(-grammage * cfg.sigma_cc_frac / interaction_length(z, cfg.sigma_scale))
+
+
+def partial_cross_sections_mb(z: int, config: NucleiConfig | None = None, a_t: float = 12.0) -> np.ndarray:
+    """sigma(dZ) in mb for a primary of charge ``z`` on a target of mass ``a_t``, dZ = 0 .. z-1 (index = dZ).
+
+    dZ = 0 is the inelastic but not charge-changing part (neutron removal): (1 - sigma_cc_frac) sigma_inel. For
+    1 <= dZ <= z/2 the leading fragment takes the measured-like partial cross sections
+    sigma_1 (A/32)^(1/3) exp(-(dZ-1)/dz_slope), times (1 +- odd_even) for an even / odd fragment charge; what is left
+    of sigma_cc (central collisions) spreads evenly over the lighter leading fragments. sigma_1 and the shape are
+    given on carbon; on another target every channel scales with sigma_inel (factorisation, docs/nuclei.md).
+    """
+    cfg = config or DEFAULT_CONFIG
+    z = int(z)
+    a_p = float(mass_number(z))
+    s_inel = float(sihver_sigma_mb(a_p, a_t)) * cfg.sigma_scale
+    s_inel_c = float(sihver_sigma_mb(a_p, 12.0)) * cfg.sigma_scale
+    out = np.zeros(max(z, 1))
+    if z <= 1:
+        return out
+    out[0] = (1.0 - cfg.sigma_cc_frac) * s_inel
+    s_cc = cfg.sigma_cc_frac * s_inel
+    dz = np.arange(1, z)
+    near = dz <= max(z // 2, 1)
+    zf = z - dz
+    oe = np.where(zf % 2 == 0, 1.0 + cfg.odd_even, 1.0 - cfg.odd_even)
+    part = cfg.sigma_dz1_mb * (a_p / 32.0) ** (1 / 3) * np.exp(-(dz - 1) / cfg.dz_slope) * oe * (s_inel / s_inel_c)
+    part = np.where(near, part, 0.0)
+    if part.sum() > s_cc:
+        part *= s_cc / part.sum()
+    far = ~near
+    if far.any():
+        part[far] = (s_cc - part.sum()) / far.sum()
+    else:
+        part *= s_cc / part.sum()
+    out[1:] = part
+    return out
+
+
+def _dz_cdf(cfg: NucleiConfig) -> np.ndarray:
+    """(27, 26) cumulative P(dZ | interaction) per current charge 0..26 on the C/Al mix (rows of z <= 1 unused)."""
+    cdf = np.ones((27, 26))
+    for z in range(2, 27):
+        tot = np.zeros(z)
+        for a_t, w in TARGET_MIX:  # weight each target by its share of the interaction rate (w sigma / A)
+            tot += w * partial_cross_sections_mb(z, cfg, a_t) / a_t
+        c = np.cumsum(tot / tot.sum())
+        cdf[z, :z] = c
+        cdf[z, z - 1:] = 1.0
+    return cdf
 
 
 # ------------------------------------------------------------------------------------------ configuration
@@ -90,17 +151,16 @@ class NucleiDomain:
     """Response differences between the ``mc`` and ``data`` domains (all assumptions, documented in docs/nuclei.md)."""
     name: str
     code: int
-    charge_scale: float = 1.0  # multiplies every tracker charge
-    charge_res_scale: float = 1.0  # multiplies the per-layer charge resolution
-    tail_frac: float = 0.04  # fraction of layer charges in the delta-ray tail
-    delta_ray_scale: float = 1.0  # multiplies the delta-ray cluster rate
+    charge_scale: float = 1.0  # multiplies every tracker charge (gain calibration of the whole tracker)
+    charge_res_scale: float = 1.0  # multiplies the tracker's gain-residual and noise terms (not the energy loss)
+    delta_ray_scale: float = 1.0  # multiplies the delta-ray rate: energy-loss tail in a layer and extra clusters
     tof_charge_scale: float = 1.0
-    tof_res_scale: float = 1.0
+    tof_res_scale: float = 1.0  # multiplies the TOF gain residual and photo-electron fluctuation terms
 
 
 DOMAINS = {
     "mc": NucleiDomain("mc", DOMAIN_CODES["mc"]),
-    "data": NucleiDomain("data", DOMAIN_CODES["data"], charge_scale=1.012, charge_res_scale=1.12, tail_frac=0.06,
+    "data": NucleiDomain("data", DOMAIN_CODES["data"], charge_scale=1.012, charge_res_scale=1.12,
                          delta_ray_scale=1.25, tof_charge_scale=0.985, tof_res_scale=1.15),
 }
 
@@ -115,15 +175,22 @@ class NucleiConfig:
     x_inner: tuple[float, ...] = (0.4, 0.15, 0.4, 0.15, 0.4, 0.15)  # g/cm2 per inner gap L2-L3 ... L7-L8 [NF]
     x_l8l9: float = 4.0  # lower TOF (2 x 1.05) + RICH radiator (~2) [NF]
     sigma_scale: float = 1.0  # scales all inelastic cross sections (AMS varied Glauber sigma by +-10 %, §6)
-    dz_decay: float = 2.2  # leading-fragment charge loss dZ ~ exp(-dZ/dz_decay), dZ >= 1 (assumption)
+    sigma_cc_frac: float = 0.87  # sigma_charge-changing / sigma_inel (rest: neutron removal, Z unchanged)
+    sigma_dz1_mb: float = 120.0  # partial cross section dZ = 1 on carbon for A = 32 (scales as A^1/3), mb
+    dz_slope: float = 6.0  # partial cross sections fall as exp(-(dZ - 1) / dz_slope) for dZ <= Z/2
+    odd_even: float = 0.15  # even fragment charges x (1 + odd_even), odd x (1 - odd_even)
     p_second: float = 0.55  # probability that an interaction leaves a reconstructed second track (assumption)
     p_spurious_second: float = 0.03  # a noise/delta second track without any interaction
     layer_eff: tuple[float, float] = (0.985, 0.995)  # per-layer hit efficiency x side, y side
     l1_eff: float = 0.96  # L1 hit efficiency (edge of acceptance, §5)
     l9_eff: float = 0.75  # L9 hit/acceptance (small L9, §5)
-    sigma_layer: tuple[float, float] = (0.12, 0.019)  # per-layer charge resolution a + b Z (inner ~0.15-0.2 [R])
-    sigma_l1: tuple[float, float] = (0.14, 0.021)  # L1 (single layer, outside the magnet) slightly worse
-    tail_scale: float = 2.5  # delta-ray tail: exponential with scale tail_scale * sigma (upward)
+    # silicon layer response (energy loss in units of the Z = 1 mean restricted loss Delta_1 in 300 um Si):
+    si_xi_rel: float = 0.064  # Landau xi / Delta_1 (xi = 0.1535 Z/A rho x = 5.4 keV, Delta_1 ~ 84 keV; PDG)
+    si_tcut_rel: float = 1.8  # delta rays above ~150 keV leave the 300 um layer: T_cut / Delta_1
+    delta_dep_rel: float = 1.2  # mean energy an escaping delta ray leaves in the layer / Delta_1 (~100 keV)
+    gain_res: tuple[float, float] = (0.03, 0.035)  # relative gain residual after equalisation: inner, L1
+    sat_z2: float = 400.0  # readout non-linearity: signal halved at Z^2 = sat_z2 (seed strip saturates, Z > ~10)
+    noise_z2: float = 1.5  # electronic noise after the non-linearity, in Z^2 units
     pos_res_cm: tuple[float, float] = (0.0030, 0.0010)  # x, y point resolution (10 um Z=1, 5 um Z=6, §5)
     mdr_inner_gv: float = 300.0  # inner tracker MDR for Z >= 3 from 3.6 TV (L1-L9) x (0.83 m / 2.95 m)^2 [D]
     mdr_inl1_gv: float = 1500.0  # inner + L1: (1.9 m / 2.95 m)^2 x 3.6 TV [D]
@@ -131,7 +198,12 @@ class NucleiConfig:
     kink_pt_gv: float = 0.25  # transverse momentum of a fragmentation kick, GeV/c per nucleon-scale [R]
     delta_ray_k: float = 0.0035  # delta-ray clusters per layer-side ~ k Z^2 (Si 0.7, Fe 2.4) [R]
     debris_per_dz: float = 0.45  # extra clusters per lost charge below an interaction (assumption)
-    sigma_tof: tuple[float, float] = (0.10, 0.02)  # TOF plane charge resolution a + b Z [R] (Bindi 2014 [NF])
+    # TOF scintillator plane (1 cm): Vavilov core, Birks quenching, photo-electron statistics, gain residual
+    tof_xi_rel: float = 0.043  # xi / Delta_1 for 1 cm of plastic (xi = 85 keV, Delta_1 ~ 2 MeV; PDG)
+    tof_tcut_rel: float = 1.0  # delta rays above ~2 MeV leave the counter: T_cut / Delta_1
+    tof_birks_z2: float = 400.0  # light halved at Z^2 = 400 (Birks quenching of the core; delta-ray light is not)
+    tof_npe1: float = 200.0  # photo-electrons for Z = 1 (summed over the PMTs of a counter)
+    tof_gain_res: float = 0.02  # counter gain / attenuation residual after calibration
     sigma_beta: float = 0.01  # Delta beta / beta^2 ~ 1 % for heavy ions (§5 [R])
 
 
@@ -164,23 +236,75 @@ def _gaps(cfg: NucleiConfig) -> np.ndarray:
     return np.array([cfg.x_above_l1, cfg.x_l1l2, *cfg.x_inner, cfg.x_l8l9], dtype=float)
 
 
-def _draw_dz(rng, z_cur: np.ndarray, decay: float) -> np.ndarray:
-    """Charge lost by the leading fragment: P(dZ) ~ exp(-dZ/decay), 1 <= dZ <= Z-1 (inverse CDF, truncated)."""
+def _draw_dz(rng, z_cur: np.ndarray, cdf: np.ndarray) -> np.ndarray:
+    """Charge lost by the leading charge in an inelastic interaction, 0 <= dZ <= Z-1, drawn from the partial cross
+    sections (:func:`partial_cross_sections_mb` on the C/Al mix, ``cdf`` from :func:`_dz_cdf`); 0 = not
+    charge-changing."""
     u = rng.random(len(z_cur))
-    zmax = np.maximum(z_cur - 1, 1)
-    cdf_max = 1 - np.exp(-zmax / decay)
-    dz = np.ceil(-decay * np.log1p(-u * cdf_max)).astype(int)
-    return np.clip(dz, 1, zmax)
+    rows = cdf[np.clip(z_cur, 0, 26)]
+    dz = (u[:, None] > rows).sum(axis=1)
+    return np.minimum(dz, np.maximum(z_cur - 1, 0))
 
 
-def _layer_charge(rng, z: np.ndarray, ab: tuple[float, float], dom: NucleiDomain, cfg: NucleiConfig) -> np.ndarray:
-    """Charge estimate of a layer crossed by charge z: Gaussian core sigma(Z) (x domain) + upward delta-ray tail."""
-    z = z.astype(float)
-    sig = (ab[0] + ab[1] * z) * dom.charge_res_scale
-    q = z + sig * rng.standard_normal(z.shape)
-    tail = rng.random(z.shape) < dom.tail_frac
-    q = q + np.where(tail, rng.exponential(cfg.tail_scale, z.shape) * sig, 0.0)
+def _energy_loss(rng, z: np.ndarray, xi_rel: float, tcut_rel: float, dep_rel: float, delta_scale: float) -> np.ndarray:
+    """Energy deposited by charge ``z`` in a thin layer, in units of Z^2 x (mean loss of Z = 1).
+
+    Heavy ions are in the Vavilov regime once the delta rays that leave the layer are cut off (kappa = xi Z^2 / T_cut
+    >> 1): a Gaussian core of variance xi Z^2 T_cut (relative width sqrt(xi T_cut) / Z); the delta rays above T_cut
+    (about xi Z^2 / T_cut of them, Poisson) leave part of their energy (exponential, mean ``dep_rel``) and make the
+    upward, Landau-like tail whose size grows with Z^2. The mean of the tail is calibrated away (divided out)."""
+    z = np.asarray(z)
+    zf = z.astype(float)
+    z2 = zf**2
+    core = 1.0 + np.sqrt(xi_rel * tcut_rel) / np.maximum(zf, 1.0) * rng.standard_normal(z.shape)
+    nu = delta_scale * xi_rel / tcut_rel * z2
+    k = rng.poisson(nu)
+    tail = rng.gamma(np.maximum(k, 1e-9), dep_rel) * (k > 0)  # sum of k exponential deposits
+    norm = _peak_table(xi_rel, tcut_rel, dep_rel)[np.clip(z, 0, 26)]
+    return z2 * (core + tail / np.maximum(z2, 1.0)) / norm
+
+
+@lru_cache(maxsize=8)
+def _peak_table(xi_rel: float, tcut_rel: float, dep_rel: float) -> np.ndarray:
+    """Per charge 0..26, the most probable (peak) value of (core + tail / Z^2) with the MC delta-ray rate: the charge
+    reconstruction is calibrated so that each species' peak sits at its Z (AMS calibrates to the peaks). A fixed
+    seed: the table is part of the response, not of an event's randomness."""
+    rng = np.random.default_rng(20260)
+    out = np.ones(27)
+    for z in range(1, 27):
+        core = 1.0 + np.sqrt(xi_rel * tcut_rel) / z * rng.standard_normal(40000)
+        k = rng.poisson(xi_rel / tcut_rel * z * z, 40000)
+        v = core + rng.gamma(np.maximum(k, 1e-9), dep_rel) * (k > 0) / (z * z)
+        lo, hi = np.quantile(v, [0.3, 0.6])  # the peak: mode of the histogram around the centre
+        h, e = np.histogram(v, 60, (lo - (hi - lo), hi + (hi - lo)))
+        hs = np.convolve(h, np.ones(5) / 5, mode="same")
+        out[z] = 0.5 * (e[np.argmax(hs)] + e[np.argmax(hs) + 1])
+    return out
+
+
+def _layer_charge(rng, z: np.ndarray, gain_res: float, dom: NucleiDomain, cfg: NucleiConfig) -> np.ndarray:
+    """Charge estimate of a silicon layer crossed by charge z: energy loss (:func:`_energy_loss`) x a gain residual,
+    through the readout non-linearity S = E / (1 + E / sat_z2) with electronic noise added after it, inverted with the
+    mean response (what the charge reconstruction does), square root; times the domain's charge scale."""
+    z = np.asarray(z)
+    e = _energy_loss(rng, z, cfg.si_xi_rel, cfg.si_tcut_rel, cfg.delta_dep_rel, dom.delta_ray_scale)
+    e = e * (1.0 + gain_res * dom.charge_res_scale * rng.standard_normal(z.shape))
+    sig = e / (1.0 + e / cfg.sat_z2) + cfg.noise_z2 * dom.charge_res_scale * rng.standard_normal(z.shape)
+    sig = np.clip(sig, 0.0, 0.995 * cfg.sat_z2)
+    e_rec = sig / (1.0 - sig / cfg.sat_z2)
+    q = np.sqrt(np.maximum(e_rec, 0.0))
     return np.where(z > 0, np.maximum(q * dom.charge_scale, 0.05), 0.0)
+
+
+def layer_charge_sigma68(z: int, layer: str = "inner", domain: str = "mc", n: int = 20000, seed: int = 0,
+                         config: NucleiConfig | None = None) -> float:
+    """Half-width of the central 68 % of one layer's charge for charge ``z`` ("inner" or "l1" gain residual), both
+    sides read out: the per-layer resolution the response model gives (docs/nuclei.md)."""
+    cfg = config or DEFAULT_CONFIG
+    g = cfg.gain_res[0 if layer == "inner" else 1]
+    q = _layer_charge(np.random.default_rng(seed), np.full(n, int(z)), g, get_domain(domain), cfg)
+    lo, hi = np.quantile(q, [0.16, 0.84])
+    return float((hi - lo) / 2)
 
 
 def _truncated_mean(q: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -290,6 +414,7 @@ def _propagate(rng, z0: np.ndarray, cfg: NucleiConfig) -> _Passage:
     second_from = np.full(n, -1, dtype=int)
     z_second = np.zeros(n, dtype=int)
     x_tof_top = max(cfg.x_l1l2 - 2 * TOF_PLANE_G, 0.0)
+    cdf = _dz_cdf(cfg)
     for gap, x in enumerate(gaps):
         if gap == 1:  # L1-L2: split at the TOF planes so each plane sees the charge crossing it
             pieces = [(x_tof_top + 0.5 * TOF_PLANE_G, 0), (TOF_PLANE_G, 1), (x - x_tof_top - 1.5 * TOF_PLANE_G, None)]
@@ -298,14 +423,16 @@ def _propagate(rng, z0: np.ndarray, cfg: NucleiConfig) -> _Passage:
         for xp, plane in pieces:
             hit = (rng.random(n) < interaction_probability(zc, max(xp, 0.0), cfg.sigma_scale)) & (zc > 1)
             if hit.any():
-                dz = _draw_dz(rng, zc[hit], cfg.dz_decay)
+                dz = _draw_dz(rng, zc[hit], cdf)
                 idx = np.flatnonzero(hit)
-                new_frag = idx[frag_layer[idx] < 0]
+                cc = dz >= 1  # charge-changing; dZ = 0 (neutron removal) leaves only target debris
+                new_frag = idx[cc & (frag_layer[idx] < 0)]
                 if gap > 0:
                     frag_layer[new_frag] = gap - 1
                 if gap < nl:
-                    debris[idx, gap:] += cfg.debris_per_dz * dz[:, None] * np.exp(-0.3 * np.arange(nl - gap))
-                sec = idx[(rng.random(len(idx)) < cfg.p_second) & (second_from[idx] < 0) & (dz >= 1)]
+                    debris[idx, gap:] += cfg.debris_per_dz * np.maximum(dz, 0.5)[:, None] * \
+                        np.exp(-0.3 * np.arange(nl - gap))
+                sec = idx[(rng.random(len(idx)) < cfg.p_second) & (second_from[idx] < 0) & cc]
                 second_from[sec] = min(gap, nl - 1)
                 share = rng.random(len(sec))
                 z_second[sec] = np.maximum(1, np.round(share * dz[np.searchsorted(idx, sec)])).astype(int)
@@ -359,11 +486,11 @@ def _main_track_charges(rng, z_layer: np.ndarray, tracks: _Tracks, dom: NucleiDo
     """Main-track charge per layer (L1 with its own resolution; one side only is worse by sqrt(2)), the inner
     truncated mean (L2-L8) and the L1 charge."""
     present = tracks.present
-    q = _layer_charge(rng, z_layer, cfg.sigma_layer, dom, cfg)
-    q[:, 0] = _layer_charge(rng, z_layer[:, 0], cfg.sigma_l1, dom, cfg)
+    q = _layer_charge(rng, z_layer, cfg.gain_res[0], dom, cfg)
+    q[:, 0] = _layer_charge(rng, z_layer[:, 0], cfg.gain_res[1], dom, cfg)
     one_side = present & ~(tracks.hit_x & tracks.hit_y)
     q = np.where(one_side, z_layer + (q - z_layer) * np.sqrt(2.0), q)
-    q = np.where(present, q, 0.0)
+    q = np.where(present, np.maximum(q, 0.05), 0.0)
     q_inner = _truncated_mean(q[:, 1:8], present[:, 1:8])
     q_l1 = np.where(present[:, 0], q[:, 0], 0.0)
     return q, q_inner, q_l1
@@ -386,7 +513,7 @@ def _second_track(rng, rig: np.ndarray, tracks: _Tracks, passage: _Passage, dom:
     d2 = np.maximum(dzl[None, :] - dzl[np.clip(second_from, 0, nl - 1)][:, None], 0.0)
     x2 = tracks.xs + div[:, :1] * d2 + rng.normal(0, 0.02, (n, 1))
     y2 = tracks.ys + div[:, 1:] * d2 + rng.normal(0, 0.02, (n, 1))
-    q2 = np.where(on2, _layer_charge(rng, np.where(on2, z_second[:, None], 0), cfg.sigma_layer, dom, cfg), 0.0)
+    q2 = np.where(on2, _layer_charge(rng, np.where(on2, z_second[:, None], 0), cfg.gain_res[0], dom, cfg), 0.0)
     return {"has2": has2, "second_from": second_from, "on2": on2, "x2": x2, "y2": y2, "q2": q2}
 
 
@@ -445,9 +572,8 @@ def _tof(rng, rig: np.ndarray, z0: np.ndarray, passage: _Passage, second: dict, 
     p = rig * z0
     beta = p / np.sqrt(p**2 + mass**2)
     out["tof_beta"] = (beta + cfg.sigma_beta * beta**2 * rng.standard_normal(n)).astype(np.float32)
-    ab = np.array(cfg.sigma_tof)
     plane_ok = rng.random((n, 2)) < 0.98
-    qt = z_tof + (ab[0] + ab[1] * z_tof) * dom.tof_res_scale * rng.standard_normal((n, 2))
+    qt = _tof_charge(rng, z_tof, dom, cfg)
     qt = np.where(plane_ok & (z_tof > 0), np.maximum(qt * dom.tof_charge_scale, 0.05), 0.0)
     out["tof_q_l1"] = qt[:, 0].astype(np.float32)
     out["tof_q_l2"] = qt[:, 1].astype(np.float32)
@@ -460,6 +586,29 @@ def _tof(rng, rig: np.ndarray, z0: np.ndarray, passage: _Passage, second: dict, 
     lower_ok = rng.random((n, 2)) < 0.97
     out["tof_nclus_total"] = (plane_ok.sum(1) + lower_ok.sum(1)).astype(np.int16)
     return out
+
+
+def _tof_charge(rng, z: np.ndarray, dom: NucleiDomain, cfg: NucleiConfig) -> np.ndarray:
+    """Charge of a TOF plane: energy loss in 1 cm of scintillator (:func:`_energy_loss`), Birks-quenched light
+    L = E / (1 + E / tof_birks_z2), photo-electron statistics (Poisson, Gaussian approximation) and a gain residual,
+    inverted with the mean light response, square root."""
+    e = _energy_loss(rng, z, cfg.tof_xi_rel, cfg.tof_tcut_rel, cfg.delta_dep_rel, dom.delta_ray_scale)
+    light = e / (1.0 + e / cfg.tof_birks_z2)
+    npe = cfg.tof_npe1 * np.maximum(light, 1e-6)
+    light = light * (1.0 + dom.tof_res_scale * (rng.standard_normal(z.shape) / np.sqrt(npe)
+                                                + cfg.tof_gain_res * rng.standard_normal(z.shape)))
+    light = np.clip(light, 0.0, 0.995 * cfg.tof_birks_z2)
+    e_rec = light / (1.0 - light / cfg.tof_birks_z2)
+    return np.sqrt(np.maximum(e_rec, 0.0))
+
+
+def tof_charge_sigma68(z: int, domain: str = "mc", n: int = 20000, seed: int = 0,
+                       config: NucleiConfig | None = None) -> float:
+    """Half-width of the central 68 % of one TOF plane's charge for charge ``z`` (docs/nuclei.md)."""
+    cfg = config or DEFAULT_CONFIG
+    q = _tof_charge(np.random.default_rng(seed), np.full(n, int(z)), get_domain(domain), cfg)
+    lo, hi = np.quantile(q, [0.16, 0.84])
+    return float((hi - lo) / 2)
 
 
 def _truth(z0: np.ndarray, passage: _Passage, zs: tuple[int, ...], dom: NucleiDomain, n: int,
@@ -536,4 +685,5 @@ def cli_main(argv: list[str] | None = None) -> int:
 
 __all__ = ["NucleiConfig", "NucleiDomain", "DOMAINS", "SPECIES", "ABUNDANCE", "GLOBAL_Z", "LAYER_Z_CM", "simulate",
            "simulate_to_root", "generator_digest", "interaction_length", "interaction_probability", "sihver_sigma_mb",
+           "charge_changing_probability", "partial_cross_sections_mb", "layer_charge_sigma68", "tof_charge_sigma68",
            "mass_number", "cli_main"]
