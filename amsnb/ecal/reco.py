@@ -2,8 +2,10 @@
 
 Everything works on any stack of ``(n, 18, 72)`` cell images in MeV (layer-major, layer 0 on top, the view of
 each layer in :data:`amsnb.schema.LAYER_VIEW`), so a user's own images are reconstructed exactly like the
-simulation's. All steps are vectorised numpy: cell moments are matrix products, the longitudinal fit is a
-template grid search (one matrix product), so ~10^5 showers reconstruct in seconds.
+simulation's. Cell moments are matrix products, the longitudinal fit is a template grid search (one matrix
+product); the argmax over the template grid and the per-layer cell look-ups (core, E1/E3, E3/E5, hit and saturated
+cells) are numba kernels (``amsnb.ecal._kernels``: one pass per event in cache, bit for bit the NumPy fallback, which
+runs without numba or with ``AMSNB_NO_NUMBA=1``), so ~10^5 showers reconstruct in well under a second.
 
 Geometry and the correction forms follow ``docs/physics.md`` §1 (AMS ``AMSEcalShower``): the rear-leak
 correction ``E = k E_raw / (1 - c f_last)`` and the high-energy ADC-overflow correction. Their constants are
@@ -19,6 +21,7 @@ from scipy.special import gammainc
 
 from ..errors import SchemaError
 from ..schema import CELL_PITCH_CM, LAYER_VIEW, N_CELLS, N_LAYERS
+from ._kernels import cell_ratios, template_search
 
 #: Depth of one readout layer (half a 1.85 cm superlayer, physics.md §1), and the composite X0 (physics.md §1 [D]).
 LAYER_THICKNESS_CM = 16.65 / N_LAYERS
@@ -112,27 +115,19 @@ def fit_longitudinal(layer_frac: np.ndarray, sec_theta: np.ndarray) -> tuple[np.
     is the fitted normalisation (total / observed energy): the inverse longitudinal containment.
     """
     nt, na = len(_T_GRID), len(_A_GRID)
-    proj = np.asarray(layer_frac, np.float32) @ _TEMPL_F32  # (n, grid)
-    dot = proj.copy()
-    np.multiply(proj, proj, out=proj)
-    proj *= _INV_NORM2_F32
-    best = np.argmax(proj, axis=1)
-    it, ia = np.unravel_index(best, (nt, na))
-    grid = proj.reshape(-1, nt, na)
-    rows = np.arange(len(best))
-    c = grid[rows, it, ia]
-    lft = grid[rows, np.maximum(it - 1, 0), ia]
-    rgt = grid[rows, np.minimum(it + 1, nt - 1), ia]
+    # best template and its neighbours' scores: a fused numba kernel, or the (n, grid) NumPy matrix product
+    best, v = template_search(layer_frac, _TEMPL_F32, _INV_NORM2_F32, na)
+    it, ia = np.divmod(best, na)
+    c, lft, rgt = v[:, 0], v[:, 1], v[:, 2]
     den = lft - 2 * c + rgt
     shift = np.where((it > 0) & (it < nt - 1) & (den < 0), 0.5 * (lft - rgt) / np.where(den < 0, den, -1), 0.0)
     tmax = (_T_GRID[it] + np.clip(shift, -0.5, 0.5) * (_T_GRID[1] - _T_GRID[0])) * sec_theta
-    lft = grid[rows, it, np.maximum(ia - 1, 0)]
-    rgt = grid[rows, it, np.minimum(ia + 1, na - 1)]
+    lft, rgt = v[:, 3], v[:, 4]
     den = lft - 2 * c + rgt
     sa = np.where((ia > 0) & (ia < na - 1) & (den < 0), 0.5 * (lft - rgt) / np.where(den < 0, den, -1), 0.0)
     log_step = np.log(_A_GRID[1] / _A_GRID[0])
     alpha = _A_GRID[ia] * np.exp(np.clip(sa, -0.5, 0.5) * log_step)  # the a grid is log-spaced
-    norm = dot[rows, best] * _INV_NORM2_F32[best]
+    norm = v[:, 5] * _INV_NORM2_F32[best]
     return tmax.astype(np.float32), alpha.astype(np.float32), norm.astype(np.float64)
 
 
@@ -152,11 +147,6 @@ def energy_from_layers(layer_sum_mev: np.ndarray, sec_theta: np.ndarray,
     frac = layer_sum_mev / np.where(total > 0, total, 1.0)[:, None]
     _, _, fit_norm = fit_longitudinal(frac, sec_theta)
     return _energy(total, frac[:, -1], fit_norm, calibration)
-
-
-def _gather(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    return np.take_along_axis(a, np.clip(idx, 0, N_CELLS - 1)[..., None], axis=2)[..., 0] * ((idx >= 0) &
-                                                                                             (idx < N_CELLS))
 
 
 def reconstruct(images: np.ndarray, calibration: EnergyCalibration = CALIBRATION,
@@ -186,22 +176,19 @@ def reconstruct(images: np.ndarray, calibration: EnergyCalibration = CALIBRATION
     layer_frac = s0 / tot_safe[:, None]
     sec = np.sqrt(1 + out["dxdz"].astype(np.float64) ** 2 + out["dydz"].astype(np.float64) ** 2)
     tmax, alpha, fit_norm = fit_longitudinal(layer_frac, sec)
-    # core fraction: 3 cells centred on the axis cell of each layer
+    # core fraction (3 cells centred on the axis cell of each layer), max-cell ratios per layer (energy-weighted over
+    # layers below) and the hit and saturated cell counts: one pass over the images (amsnb.ecal._kernels.cell_ratios)
     axis_cell = np.floor((axis - CELL_CENTRES[0]) / CELL_PITCH_CM + 0.5).astype(np.int64)
-    core = sum(_gather(img, axis_cell + d) for d in (-1, 0, 1))
-    # max-cell ratios per layer, energy-weighted over layers
-    imax = np.argmax(img, axis=2)
-    e0 = _gather(img, imax)
-    e3 = e0 + _gather(img, imax - 1) + _gather(img, imax + 1)
-    e5 = e3 + _gather(img, imax - 2) + _gather(img, imax + 2)
-    r13 = np.divide(e0, e3, out=np.zeros_like(e0), where=e3 > 0)
-    r35 = np.divide(e3, e5, out=np.zeros_like(e3), where=e5 > 0)
+    if saturation_mev is not None:
+        thr = 0.999 * saturation_mev
+        thr = float(np.result_type(img.dtype, thr).type(thr))  # the precision NumPy's ``img >= thr`` compares in
+    else:
+        thr = np.inf
+    core, r13, r35, n_hit, n_sat = cell_ratios(img, axis_cell, thr)
     e_raw = total * 1e-3
     e_cor = _energy(total, layer_frac[:, -1], fit_norm, calibration)
     cal = calibration
-    if saturation_mev is not None:
-        n_sat = (img >= 0.999 * saturation_mev).sum(axis=(1, 2))
-    else:
+    if saturation_mev is None:
         n_sat = np.zeros(n, dtype=np.int64)
     x = cal.overflow_factor * e_cor / cal.overflow_threshold_gev
     over = (n_sat > 0) & (e_cor > cal.overflow_threshold_gev)
@@ -219,7 +206,7 @@ def reconstruct(images: np.ndarray, calibration: EnergyCalibration = CALIBRATION
         f_core=(core.sum(1) / tot_safe).astype(np.float32),
         s1_s3=((r13 * s0).sum(1) / tot_safe).astype(np.float32),
         s3_s5=((r35 * s0).sum(1) / tot_safe).astype(np.float32),
-        n_hit_cells=(img > 0).sum(axis=(1, 2)).astype(np.int32),
+        n_hit_cells=n_hit.astype(np.int32),
         n_saturated=n_sat.astype(np.int32),
     )
     return out
