@@ -258,12 +258,14 @@ def learning_curve(points, extrapolations=(), title: str = ""):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.margins(x=0.08)
-        top = max([p.rejection_hi if not p.is_lower_limit else 1.6 * p.rejection for p in points]
-                  + [e["rejection"] for e in extrapolations])
-        ax.set_ylim(top=8 * top)  # room for the arrows and the legend above the data
         ax.set_xlabel("training events", fontsize=14)
         ax.legend(fontsize=10, loc="upper left", title=f"evaluated on {s}", title_fontsize=11, ncols=2)
         label(ax, "ISS-like" if s.startswith("iss") else "")
+    # one y range for the shared axes, set once after every panel is drawn (set_ylim stops autoscaling)
+    top = max([p.rejection_hi if not p.is_lower_limit else 1.6 * p.rejection for p in points]
+              + [e["rejection"] for e in extrapolations])
+    bottom = min(p.rejection_lo if not p.is_lower_limit else p.rejection for p in points)
+    axes[0][0].set_ylim(bottom / 2, 8 * top)  # room for the arrows and the legend above the data
     axes[0][0].set_ylabel("proton rejection at 90 % e-efficiency", fontsize=14)
     if extrapolations:
         fig.text(0.5, 0.005, "open markers, dotted: power-law extrapolation to the seed's training size, "
