@@ -40,6 +40,7 @@ seed = 1
 ecal_scale = 0.045  # fraction of seed 000's Table 1 MC sizes
 iss_scale = 0.04  # ISS-like labeled sets: iss_scale * 1e6 protons, * 1e5 electrons
 test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
+target_events = 0  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
 input_files = []  # your own ROOT files instead of the simulation
 mapping = None  # branch-mapping YAML for them (docs/mapping.md)
 max_plot_events = 20000  # events read per sample for the plots
@@ -79,7 +80,7 @@ if input_files:
     n_events = {"user": len(mc["energy"])}
 else:
     paths = ecal.generate_table1(wd.ecal_data, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
-                                 test_protons=test_protons or None)
+                                 test_protons=test_protons or None, target_events=target_events or None)
     n_events = {name: io.num_entries(path) for name, path in paths.items()}
     mc = io.read(paths["mc_high"], max_events=max_plot_events)
     iss = io.read(paths["iss_test"], max_events=max_plot_events)

@@ -40,6 +40,7 @@ seed = 1
 ecal_scale = 0.045  # fraction of seed 000's Table 1 MC sizes
 iss_scale = 0.04  # ISS-like labeled sets: iss_scale * 1e6 protons, * 1e5 electrons
 test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
+target_events = 0  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
 cuts = "default"  # a shipped cut set name or a YAML path
 input_files = ""  # your ROOT files (comma-separated or glob) instead of the simulation
 mapping = ""  # branch-mapping YAML for them (docs/mapping.md)
@@ -78,8 +79,8 @@ print(cutset.text("mc_high"))
 # %%
 t0 = time.perf_counter()
 sets = datasets.ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
-                                 test_protons=test_protons or None, input_files=input_files or None,
-                                 mapping=mapping or None, cuts=cutset)
+                                 test_protons=test_protons or None, target_events=target_events or None,
+                                 input_files=input_files or None, mapping=mapping or None, cuts=cutset)
 select_seconds = time.perf_counter() - t0
 manifest = datasets.load_manifest(wd)
 flows = datasets.cut_flows(wd)

@@ -41,6 +41,7 @@ seed = 1
 ecal_scale = 0.045  # fraction of seed 000's Table 1 MC sizes (only used if the baselines must be made)
 iss_scale = 0.04  # ISS-like labeled sets: iss_scale * 1e6 protons, * 1e5 electrons (idem)
 test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
+target_events = 0  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
 cuts = "default"  # cut set of the selected sets (notebook 02; idem)
 input_files = ""  # your ROOT files instead of the simulation (idem)
 mapping = ""  # their branch-mapping YAML (idem)
@@ -79,8 +80,8 @@ if fresh:
 # %%
 if reference not in scores.available(wd):
     baselines.ensure_baseline_scores(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
-                                     test_protons=test_protons or None, cuts=cuts,
-                                     input_files=input_files or None, mapping=mapping or None)
+                                     test_protons=test_protons or None, target_events=target_events or None,
+                                     cuts=cuts, input_files=input_files or None, mapping=mapping or None)
 all_scores = metrics.load_scores(wd)
 mc_models = metrics.on_set(all_scores, mc_set)
 iss_models = metrics.on_set(all_scores, iss_set)

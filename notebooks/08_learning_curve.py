@@ -33,6 +33,7 @@ seed = 1
 ecal_scale = 0.045
 iss_scale = 0.04
 test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
+target_events = 0  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
 cuts = "default"  # cut set of the selected sets (notebook 02)
 input_files = ""  # your ROOT files instead of the simulation (see notebook 02)
 mapping = ""  # their branch-mapping YAML
@@ -61,7 +62,7 @@ wd = Workdir(workdir)
 if fresh:
     provenance.request_fresh()
 sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
-                        test_protons=test_protons or None, cuts=cuts,
+                        test_protons=test_protons or None, target_events=target_events or None, cuts=cuts,
                         input_files=input_files or None, mapping=mapping or None)
 
 # %% [markdown]

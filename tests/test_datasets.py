@@ -152,6 +152,47 @@ def test_test_sets_of_their_own_size(tmp_path):
         datasets.ensure_ecal_sets(tmp_path / "b", scale=0.0003, seed=3, test_protons=-1, progress=False)
 
 
+def test_dann_target_of_its_own_size(tmp_path):
+    """target_events: iss_target holds that many raw events with Table 1's electron share (1 in 5)."""
+    from amsnb.ecal import sim
+
+    assert sim.table1_sizes(0.001, 0.002, target_events=5000)["iss_target"] == (1000, 4000)
+    assert sim.table1_sizes(0.001, 0.002)["iss_target"] == (40, 160)  # Table 1 at scale 0.001
+    paths = sim.generate_table1(tmp_path, scale=2e-4, seed=3, iss_scale=3e-4, target_events=700, progress=False)
+    assert io.num_entries(paths["iss_target"]) == 700
+    with pytest.raises(ConfigError, match="target_events=0"):
+        sim.generate_table1(tmp_path / "b", scale=2e-4, seed=3, target_events=0, progress=False)
+
+
+def test_dann_target_window_and_what_it_changes(tmp_path):
+    """The DANN target holds the iss_target events inside the training events' energy range ("train"), or all of
+    them ("all"); the target choice belongs to a DA model's request and not to a model trained without DA."""
+    from amsnb.ecal import experiment
+    from amsnb.train import TrainConfig
+    from amsnb.workdir import Workdir
+
+    wd = Workdir(tmp_path / "wd")
+    sets = datasets.ensure_ecal_sets(wd, scale=1, seed=1, input_files=user_files(tmp_path / "raw", n=800),
+                                     progress=False)
+    whole = experiment.prepare(wd, sets, target_window="all", progress=False)
+    inside = experiment.prepare(wd, sets, progress=False)
+    e_train, e_all, e_in = (d.column("energy") for d in (inside.train, whole.target, inside.target))
+    assert e_train.min() >= 1000 and e_all.min() < 1000  # 1-2 TeV training events, a 0.2-2 TeV target
+    assert e_in.min() >= e_train.min() and e_in.max() <= e_train.max()
+    assert len(inside.target) == int(((e_all >= e_train.min()) & (e_all <= e_train.max())).sum()) > 0
+    assert (inside.target.labels == -1).all()
+    few = experiment.prepare(wd, sets, max_target_events=20, progress=False)
+    assert len(few.target) == 20 and few.counts["target"] == 20
+    with pytest.raises(ConfigError, match="target_window='iss'"):
+        experiment.prepare(wd, sets, target_window="iss", progress=False)
+    da, plain = TrainConfig(use_da=True), TrainConfig(use_da=False)
+    assert experiment.train_request("cnn", "tiny", whole, da, 1) != experiment.train_request("cnn", "tiny", inside,
+                                                                                               da, 1)
+    assert experiment.train_request("cnn", "tiny", whole, plain, 1) == experiment.train_request("cnn", "tiny", few,
+                                                                                                  plain, 1)
+    assert "target" not in inside.identities(with_target=False) and "target" in inside.identities()
+
+
 def test_set_names_are_defined_once():
     """amsnb.ecal.datasets defines the set names; the simulation's Table-1 specs, the experiment's roles and the
     baselines' evaluation sets are derived from (or checked against) them."""

@@ -215,6 +215,34 @@ def test_models_follow_the_training_size_and_scores_go_stale(tmp_path, capsys, o
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_model_of_the_same_request_is_not_trained_twice(tmp_path, capsys, one_torch_thread):
+    """The learning curve's point of notebook 04's size reuses notebook 04's model (same request, other tag); a
+    point of another size trains its own; score files of an unchanged model are reused, not recomputed."""
+    import torch
+
+    from amsnb.ecal import datasets, experiment
+    from amsnb.train import TrainConfig
+
+    wd = Workdir(tmp_path / "run")
+    sets = datasets.ensure_ecal_sets(wd, scale=1.0, seed=1, input_files=user_files(tmp_path / "raw", n=800),
+                                     progress=False)
+    cfg = TrainConfig(epochs=1, batch_size=50, progress=False, early_stopping_metric="val_loss")
+    data = experiment.prepare(wd, sets, max_train_events=200, progress=False)
+    first = experiment.train_model(wd, "cnn_tiny", "cnn", "tiny", data, cfg)
+    experiment.score_sets(wd, "cnn_tiny", first.model, data.evaluation)
+    capsys.readouterr()
+    experiment.score_sets(wd, "cnn_tiny", first.model, data.evaluation)
+    assert capsys.readouterr().out.count(": reused") == len(data.evaluation)
+    again = experiment.train_model(wd, "cnn_tiny_n200", "cnn", "tiny", data, cfg, reuse_from=("cnn_tiny",))
+    assert "models/cnn_tiny_n200: reused (the same request as models/cnn_tiny)" in capsys.readouterr().out
+    assert not (wd.models / "cnn_tiny_n200").exists()
+    assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in first.model.state_dict().items())
+    other = experiment.prepare(wd, sets, max_train_events=100, progress=False)
+    experiment.train_model(wd, "cnn_tiny_n100", "cnn", "tiny", other, cfg, reuse_from=("cnn_tiny",))
+    assert "models/cnn_tiny_n100: new, training" in capsys.readouterr().out
+
+
 def test_baselines(tmp_path, capsys):
     from amsnb.ecal import baselines
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 
 import numpy as np
 
@@ -84,6 +85,40 @@ if HAVE_NUMBA:
             row = out[pair[i]]
             for j in range(w):
                 row[j] += f[j + 1] - f[j]
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def _em_component_nb(out, rows, start, axis, sec, e_gev, lfrac, r_c, r_t, p, rm, has_off, slope, z_start,
+                         cell_edges, layer_z, is_x, thr, edges):  # pragma: no cover - compiled
+        # the float64 steps of amsnb.ecal.sim._add_em between the radial parameters and the cell CDF, pair by pair
+        # in the same operation order (each rounds like NumPy's element-wise op), then the loop of _add_em_cells_nb
+        m, nl = lfrac.shape
+        w = edges.shape[0] - 1
+        f = np.empty(w + 1, np.float32)
+        for i in range(m):
+            ev = rows[i]
+            for lay in range(nl):
+                half_e = np.float32(e_gev[i] * 500.0 * lfrac[i, lay])
+                if not half_e > thr:
+                    continue
+                centre = axis[ev, lay]
+                if has_off:
+                    dz = max(layer_z[lay] - z_start[i], 0.0) * sec[i]
+                    centre = centre + (slope[i, 0] if is_x[lay] else slope[i, 1]) * dz
+                b = np.float32(cell_edges[start[ev, lay]] - centre)
+                pv = p[i, lay]
+                hc = np.float32(np.float64(half_e) * pv)
+                ht = np.float32(np.float64(half_e) * (1.0 - pv))
+                rc = r_c[i, lay] * rm[i]
+                rt = r_t[i, lay] * rm[i]
+                c2 = np.float32(rc * rc)
+                t2 = np.float32(rt * rt)
+                for j in range(w + 1):
+                    x = b + edges[j]
+                    x2 = x * x
+                    f[j] = hc * (x / np.sqrt(x2 + c2)) + ht * (x / np.sqrt(x2 + t2))
+                row = out[ev * nl + lay]
+                for j in range(w):
+                    row[j] += f[j + 1] - f[j]
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _gammainc_cf(a, x):  # pragma: no cover - compiled
@@ -151,6 +186,28 @@ if HAVE_NUMBA:
                 if j > 0:
                     out[i, j - 1] = p - prev
                 prev = p
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def _component_layers_nb(a, t, t_start, sec, layer_edges, e_gev, rows, add, sums, out):  # pragma: no cover
+        # the shower component's depth edges and Gamma rate as amsnb.ecal.sim._add_em computed them with NumPy
+        # (same operations, element by element), the fractions by _layer_fractions_nb, and with ``add`` the layer
+        # sums ``sums[rows[i]] += (E_i 1e3) f_i`` of the energy search
+        m = a.shape[0]
+        ne = layer_edges.shape[0]
+        b = np.empty(m)
+        edges = np.empty((m, ne))
+        for i in range(m):
+            b[i] = (a[i] - 1.0) / t[i]
+            for j in range(ne):
+                x = layer_edges[j] * sec[i] - t_start[i]
+                edges[i, j] = 0.0 if x < 0.0 else x
+        _layer_fractions_nb(a, b, edges, out)
+        if add:
+            for i in range(m):
+                e = e_gev[i] * 1e3
+                row = sums[rows[i]]
+                for j in range(ne - 1):
+                    row[j] += e * out[i, j]
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _readout_nb(rng, expected, resp, mip_amp, mip_cell, has_mip, gain, use_gain, stoch2, noise2, thr, sat,
@@ -292,6 +349,20 @@ def _cell_ratios_py(img, axis_cell, sat_thr):
     return core, r13, r35, n_hit, n_sat
 
 
+_WORKSPACE = threading.local()
+
+
+def _workspace(name: str, shape, dtype=np.float32) -> np.ndarray:
+    """An uninitialised C-contiguous array of ``shape`` in a buffer this thread reuses (valid until its next call
+    with the same ``name``)."""
+    size = math.prod(shape)
+    buf = getattr(_WORKSPACE, name, None)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(max(size, 1), dtype)
+        setattr(_WORKSPACE, name, buf)
+    return buf[:size].reshape(shape)
+
+
 def layer_fractions(a: np.ndarray, b: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Fractions (m, L) of Gamma(a_i, rate b_i) longitudinal profiles between consecutive depths ``edges`` (m, L+1)
     (X0, >= 0): diff of the regularised lower incomplete gamma P(a_i, b_i edges).
@@ -309,6 +380,30 @@ def layer_fractions(a: np.ndarray, b: np.ndarray, edges: np.ndarray) -> np.ndarr
     return out
 
 
+def component_layers(a, t, t_start, sec, layer_edges, sums=None, rows=None, e_gev=None) -> np.ndarray:
+    """Layer fractions (m, L) of Gamma(a, (a-1)/t) shower components starting at depth ``t_start`` (X0 along the
+    axis), the layer boundaries ``layer_edges`` (L+1, X0) scaled by ``sec`` = 1/cos(theta) (m,): the longitudinal
+    step of amsnb.ecal.sim._add_em. With ``sums`` (n, L) float64: also ``sums[rows] += E[GeV] 1e3 * fractions``.
+
+    numba path: the edges, rates and sums in one kernel around :func:`layer_fractions`'s (same operations in the
+    same order as the NumPy path, so the same numbers)."""
+    f64 = np.float64
+    if not HAVE_NUMBA or (sums is not None and not (sums.flags.c_contiguous and sums.dtype == f64)):
+        edges = np.clip(np.asarray(layer_edges)[None, :] * np.asarray(sec)[:, None] - t_start[:, None], 0, None)
+        lfrac = layer_fractions(a, (a - 1.0) / t, edges)
+        if sums is not None:
+            sums[rows] += e_gev[:, None] * 1e3 * lfrac
+        return lfrac
+    m = len(a)
+    out = np.empty((m, max(len(layer_edges) - 1, 0)))
+    add = sums is not None
+    c = np.ascontiguousarray
+    _component_layers_nb(c(a, f64), c(t, f64), c(t_start, f64), c(sec, f64), c(layer_edges, f64),
+                         c(e_gev if add else np.zeros(m), f64), c(rows if add else np.zeros(m, np.int64), np.int64),
+                         add, sums if add else np.zeros((1, 1)), out)
+    return out
+
+
 def add_em_cells(out: np.ndarray, pair: np.ndarray, base: np.ndarray, he_c: np.ndarray, he_t: np.ndarray,
                  rc2: np.ndarray, rt2: np.ndarray, edges: np.ndarray) -> None:
     """``out[pair[i], j] += F_i(edge j+1) - F_i(edge j)`` with F_i(x) = he_c x/sqrt(x^2+rc2) + he_t x/sqrt(x^2+rt2),
@@ -322,6 +417,57 @@ def add_em_cells(out: np.ndarray, pair: np.ndarray, base: np.ndarray, he_c: np.n
         _add_em_cells_nb(out, np.ascontiguousarray(pair, np.int64), *args)
     else:
         _add_em_cells_py(out, pair, *args)
+
+
+def add_em_component(expected, rows, start, axis, sec, e_gev, lfrac, r_c, r_t, p, r_scale, off_slope, z_start,
+                     cell_edges, layer_z, is_x, min_half_mev, edges) -> None:
+    """Add one shower component's expected cell deposits (MeV) to ``expected`` (n, 18, W) float32: the projected
+    CDF of its GFLASH core + tail (radii ``r_c``, ``r_t`` in R_M times ``r_scale``, R_M in cm; core probability
+    ``p``; (m, 18) for the events ``rows``) at the window's cell edges around its centre (the axis, moved by
+    ``off_slope`` (m, 2) below ``z_start``). (event, layer) pairs holding at most 2 ``min_half_mev`` are skipped.
+
+    numba path: one pass per (event, layer) doing the NumPy path's float64/float32 operations in the same order
+    (bit for bit); NumPy path: the (m, 18) array steps, then :func:`add_em_cells`."""
+    m = len(rows)
+    f64 = np.float64
+    rm = np.ascontiguousarray(np.broadcast_to(np.asarray(r_scale, f64), (m,)), f64)
+    width = expected.shape[-1]
+    if HAVE_NUMBA and expected.flags.c_contiguous and expected.dtype == np.float32:
+        has_off = off_slope is not None
+        _em_component_nb(expected.reshape(-1, width), np.ascontiguousarray(rows, np.int64),
+                         np.ascontiguousarray(start, np.int64), np.ascontiguousarray(axis, f64),
+                         np.ascontiguousarray(sec, f64), np.ascontiguousarray(e_gev, f64),
+                         np.ascontiguousarray(lfrac, f64), np.ascontiguousarray(r_c, f64),
+                         np.ascontiguousarray(r_t, f64), np.ascontiguousarray(p, f64), rm, has_off,
+                         np.ascontiguousarray(off_slope if has_off else np.zeros((m, 2)), f64),
+                         np.ascontiguousarray(z_start if has_off else np.zeros(m), f64),
+                         np.ascontiguousarray(cell_edges, f64), np.ascontiguousarray(layer_z, f64),
+                         np.ascontiguousarray(is_x, np.bool_), float(min_half_mev),
+                         np.ascontiguousarray(edges, np.float32))
+        return
+    f32 = np.float32
+    n_layers = lfrac.shape[1]
+    rm = rm.reshape(-1, 1) * np.ones((1, n_layers))
+    r_c, r_t = r_c * rm, r_t * rm
+    centre = axis[rows]
+    if off_slope is not None:
+        dz = np.clip(layer_z[None, :] - z_start[:, None], 0, None) * sec[:, None]
+        centre = centre + np.where(is_x[None, :], off_slope[:, :1], off_slope[:, 1:]) * dz
+    base = (cell_edges[start[rows]] - centre).astype(f32).ravel()
+    half_e = (e_gev[:, None] * 500.0 * lfrac).astype(f32).ravel()  # 0.5 * E[MeV] * layer fraction
+    p, rc2, rt2 = p.ravel(), (r_c**2).ravel(), (r_t**2).ravel()
+    sel = np.flatnonzero(half_e > min_half_mev)
+    dense = len(sel) == len(half_e)
+    if not dense:
+        base, half_e, p, rc2, rt2 = base[sel], half_e[sel], p[sel], rc2[sel], rt2[sel]
+    pair = (rows[:, None] * n_layers + np.arange(n_layers)[None, :]).ravel()
+    if not dense:
+        pair = pair[sel]
+    # one fused pass per (event, layer): each pair appears once, so the += into the (n*18, W) view is exact
+    flat = expected.reshape(-1, width)
+    assert np.shares_memory(flat, expected)
+    add_em_cells(flat, pair, base, (half_e * p).astype(f32), (half_e * (1 - p)).astype(f32), rc2.astype(f32),
+                 rt2.astype(f32), edges)
 
 
 def readout_cells(rng, expected, resp, mip_amp, mip_cell, gain, use_gain, stoch2, noise2, thr, sat, img) -> None:
@@ -358,10 +504,13 @@ def template_search(frac: np.ndarray, templ: np.ndarray, inv_norm2: np.ndarray, 
     squares, scaling, argmax and neighbour look-ups row by row in cache instead of as passes over (n, grid)
     temporaries, with the same float32 operations: bit for bit the NumPy path (tests/test_ecalreco.py)."""
     frac = np.ascontiguousarray(frac, np.float32)
-    proj = frac @ np.asarray(templ, np.float32)
+    templ = np.asarray(templ, np.float32)
     inv_norm2 = np.ascontiguousarray(inv_norm2, np.float32)
     if not HAVE_NUMBA:
-        return _template_best_py(proj, inv_norm2, na)
+        return _template_best_py(frac @ templ, inv_norm2, na)
+    # the (n, grid) projection (8 MB for a 2048-event block) goes into a buffer this thread reuses: a fresh array of
+    # that size is a new mapping whose pages fault in on first touch (the same sgemm call, so the same numbers)
+    proj = np.matmul(frac, templ, out=_workspace("proj", (len(frac), templ.shape[1])))
     best = np.empty(len(frac), np.int64)
     vals = np.empty((len(frac), 6), np.float32)
     _template_best_nb(proj, inv_norm2, int(na), best, vals)

@@ -404,7 +404,8 @@ def ensure_baseline_scores(workdir, *, scale: float, seed: int, iss_scale: float
                            models: Sequence[str] = MODELS, train_sets: Sequence[str] = ("mc_high",),
                            search: str | Sequence[dict] = "small", retrain: bool = False, input_files=None,
                            mapping=None, cuts="default", progress: bool = True,
-                           fresh: bool = False, test_protons: int | None = None) -> dict[str, dict[str, Path]]:
+                           fresh: bool = False, test_protons: int | None = None,
+                           target_events: int | None = None) -> dict[str, dict[str, Path]]:
     """Train (or reuse) the baselines on ``train_sets`` and write their scores for every other selected set.
 
     Returns ``{model: {set: score file}}``. Each model folder is an :mod:`amsnb.provenance` artefact: reused when it
@@ -421,7 +422,7 @@ def ensure_baseline_scores(workdir, *, scale: float, seed: int, iss_scale: float
         raise ConfigError(f"models {sorted(unknown)}: the baselines are {MODELS}")
     sets = datasets.ensure_ecal_sets(wd, scale=scale, seed=seed, iss_scale=iss_scale, input_files=input_files,
                                      mapping=mapping, cuts=cuts, progress=progress, fresh=fresh,
-                                     test_protons=test_protons)
+                                     test_protons=test_protons, target_events=target_events)
     missing = [s for s in train_sets if s not in sets]
     if missing:
         raise ConfigError(f"train_sets {missing} are not among the selected sets {sorted(sets)}")

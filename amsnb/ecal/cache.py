@@ -190,6 +190,15 @@ class EcalDataset:
         use_w = not np.all(self.weights == 1)
         return (EcalDataset(self.cache, a, use_w, unl), EcalDataset(self.cache, b, use_w, unl))
 
+    def where(self, mask: np.ndarray) -> EcalDataset:
+        """The items where ``mask`` (one bool per item) is true, in order, e.g. the target events of an energy
+        window."""
+        mask = np.asarray(mask, bool)
+        if mask.shape != self.indices.shape:
+            raise ConfigError(f"{self.cache.folder}: mask of {mask.shape[0]} values for {len(self)} items")
+        unl = bool((self.labels == -1).all()) and len(self.labels) > 0
+        return EcalDataset(self.cache, self.indices[mask], not np.all(self.weights == 1), unl)
+
     def subset(self, n: int | None, seed: int = 0) -> EcalDataset:
         """At most ``n`` random events (all if None), keeping their order."""
         if n is None or n >= len(self):

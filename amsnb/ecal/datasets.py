@@ -116,7 +116,7 @@ def load_manifest(workdir) -> dict:
 def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | None = None, input_files=None,
                      mapping=None, cuts="default", progress: bool = True,
                      test_fraction: float = TEST_FRACTION, fresh: bool = False,
-                     test_protons: int | None = None) -> dict[str, Path]:
+                     test_protons: int | None = None, target_events: int | None = None) -> dict[str, Path]:
     """Selected Table-1 sets in ``workdir/sets/`` (``{set: path}``), made if missing or out of date.
 
     ``scale``, ``iss_scale`` and ``seed`` go to :func:`amsnb.ecal.sim.generate_table1` (``iss_scale=None``: the
@@ -125,7 +125,8 @@ def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | Non
     by the ``domain``/``label`` branches (see :func:`_route`); ``mapping``: their branch-mapping YAML.
     ``test_protons``: simulate ``mc_test`` as a raw sample of its own and ``iss_test`` with that many protons
     (:func:`amsnb.ecal.sim.table1_sizes`), so rejections of 1e3-1e4 are measured from passing protons; mc_test is
-    then selected with mc_high's windows and mc_high is not split.
+    then selected with mc_high's windows and mc_high is not split. ``target_events``: the raw size of the
+    unlabeled DANN target ``iss_target`` (None: Table 1's at ``scale``).
     The ``sets/`` folder is one :mod:`amsnb.provenance` artefact: reused only for the same origin, cut set,
     test fraction and input files (by their stamps, or size and mtime for your own files); ``fresh`` remakes it.
     """
@@ -153,9 +154,10 @@ def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | Non
             same = old.get("scale") == scale and old.get("seed") == seed
             iss_scale = old["iss_scale"] if same and old.get("iss_scale") else DEFAULT_ISS_FACTOR * scale
         raw = {k: [v] for k, v in generate_table1(wd.ecal_data, scale, seed, iss_scale, progress=progress,
-                                                  fresh=fresh, test_protons=test_protons).items()}
+                                                  fresh=fresh, test_protons=test_protons,
+                                                  target_events=target_events).items()}
         origin = {"kind": "amsnb.ecal.sim.generate_table1", "scale": scale, "seed": seed, "iss_scale": iss_scale,
-                  "test_protons": test_protons}
+                  "test_protons": test_protons, "target_events": target_events}
     for files in raw.values():
         for f in files:
             if not f.exists():

@@ -28,6 +28,11 @@ TRAIN_VERSION = "1"
 SCORES_VERSION = "1"
 #: Fraction of mc_high held out for validation when val_set = "mc".
 MC_VAL_FRACTION = 0.2
+#: Which iss_target events the DANN target holds: "train", those inside the reconstructed-energy range of the
+#: training events (the domain head then cannot tell the domains apart by energy alone: the 0.2-2 TeV target
+#: against 1-2 TeV mc_high training events is 60 % separable by energy, docs/training.md); "all", the whole
+#: 0.2-2 TeV target set, as in seed 000's Table 1.
+TARGET_WINDOWS = ("train", "all")
 
 
 def model_tag(model: str, preset: str, use_da: bool, train_set: str = "mc_high", val_set: str = "iss") -> str:
@@ -50,19 +55,26 @@ class EcalData:
     #: The parameters that chose these events (part of every model's provenance stamp).
     request: dict = field(default_factory=dict)
 
-    def identities(self) -> dict[str, str]:
-        """Identities of the training, validation and target items (:attr:`EcalDataset.identity`)."""
-        return {"train": self.train.identity, "val": self.val.identity, "target": self.target.identity}
+    def identities(self, with_target: bool = True) -> dict[str, str]:
+        """Identities of the training, validation (and target) items (:attr:`EcalDataset.identity`)."""
+        out = {"train": self.train.identity, "val": self.val.identity}
+        return {**out, "target": self.target.identity} if with_target else out
 
 
 def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_set: str = "iss",
             max_train_events: int | None = None, seed: int = 1, cache_dtype: str = "float32",
-            progress: bool = True) -> EcalData:
-    """Cache the selected sets (``wd/cache``) and build the train / validation / target / evaluation datasets."""
+            progress: bool = True, target_window: str = "train", max_target_events: int | None = None) -> EcalData:
+    """Cache the selected sets (``wd/cache``) and build the train / validation / target / evaluation datasets.
+
+    The DANN target is ``iss_target`` inside the training events' energy range (``target_window="train"``) or all
+    of it (``"all"``, :data:`TARGET_WINDOWS`), at most ``max_target_events`` of it (None: all)."""
     from .cache import EcalDataset, build_cache
 
     if train_set not in TRAIN_SETS:
         raise ConfigError(f"train_set='{train_set}': use one of {', '.join(TRAIN_SETS)}")
+    if target_window not in TARGET_WINDOWS:
+        raise ConfigError(f"target_window='{target_window}': use 'train' (iss_target in the training events' "
+                          "energy range) or 'all' (the whole iss_target set)")
     if val_set not in VAL_SETS:
         raise ConfigError(f"val_set='{val_set}': use 'mc' (a split of mc_high) or 'iss' (iss_val)")
     needed = {train_set, VAL_SETS[val_set], ISS_TARGET, *EVAL_SETS}
@@ -81,10 +93,14 @@ def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_
         val = EcalDataset(folders[ISS_VAL])
     train = train.subset(max_train_events, seed=seed)
     target = EcalDataset(folders[ISS_TARGET], unlabeled=True)
+    if target_window == "train" and len(train):
+        e, et = train.column("energy"), target.column("energy")
+        target = target.where((et >= e.min()) & (et <= e.max()))
+    target = target.subset(max_target_events, seed=seed)
     evaluation = {n: EcalDataset(folders[n], unlabeled=(n == ISS_TARGET)) for n in EVAL_SETS}
     counts = {"train": _count(train), "val": _count(val), "target": len(target)}
     request = {"train_set": train_set, "val_set": val_set, "max_train_events": max_train_events, "seed": seed,
-               "cache_dtype": cache_dtype}
+               "cache_dtype": cache_dtype, "target_window": target_window, "max_target_events": max_target_events}
     return EcalData(train, val, target, evaluation, counts, request)
 
 
@@ -93,31 +109,40 @@ def _count(ds) -> dict[str, int]:
 
 
 def score_sets(wd: Workdir, tag: str, model, evaluation: dict, device: str = "cpu", batch_size: int = 512,
-                 efficiency: float = 0.9) -> dict[str, dict]:
-    """Score every evaluation set into ``scores/<tag>/<set>.root`` and summarise rejection and AUC per set."""
+               efficiency: float = 0.9) -> dict[str, dict]:
+    """Score every evaluation set into ``scores/<tag>/<set>.root`` and summarise rejection and AUC per set.
+
+    Each score file is an :mod:`amsnb.provenance` artefact of the model's training folder and the scored events:
+    a file made by the same trained model from the same events is reused (inference on the 2e5-event test sets
+    costs minutes), anything else is scored again."""
     from .. import provenance, scores
     from ..metrics import rejection_at_efficiency, roc_auc
     from ..train.trainer import predict
 
     summary = {}
     for name, ds in evaluation.items():
-        pred = predict(model, ds, batch_size, device)
+        path = scores.score_path(wd, tag, name)
         made_by = provenance.Stamp("amsnb.ecal.experiment.scores", SCORES_VERSION, {"tag": tag, "set": name},
                                    {"model": provenance.file_input(model_folder(wd, tag)),
                                     "events": provenance.file_input(ds.cache.folder), "subset": ds.identity})
-        scores.write_scores(scores.score_path(wd, tag, name), run=ds.column("run"), event=ds.column("event"),
-                            label=ds.column("label"), energy=ds.column("energy"), weight=ds.column("weight"),
-                            score=pred["score"].astype(np.float32), made_by=made_by)
-        lab = ds.column("label")
+
+        def write(p: Path, ds=ds) -> None:
+            pred = predict(model, ds, batch_size, device)
+            scores.write_scores(p, run=ds.column("run"), event=ds.column("event"), label=ds.column("label"),
+                                energy=ds.column("energy"), weight=ds.column("weight"),
+                                score=pred["score"].astype(np.float32))
+
+        provenance.ensure(path, made_by, write, label=f"scores/{tag}/{name}", verb="scoring")
+        score, lab = scores.read_scores(path)["score"], ds.column("label")
         m = lab >= 0
         info = {"n_events": int(len(lab))}
         if m.any():
             info.update(n_electrons=int((lab == 1).sum()), n_protons=int((lab == 0).sum()))
         if m.any() and len(np.unique(lab[m])) == 2:
-            rp = rejection_at_efficiency(pred["score"][m], lab[m], efficiency=efficiency)
+            rp = rejection_at_efficiency(score[m], lab[m], efficiency=efficiency)
             info.update(rejection=rp.rejection, rejection_lo=rp.rejection_lo, rejection_hi=rp.rejection_hi,
                         rejection_is_lower_limit=bool(rp.is_lower_limit), threshold=rp.threshold,
-                        auc=roc_auc(pred["score"][m], lab[m]))
+                        auc=roc_auc(score[m], lab[m]))
         summary[name] = info
     return summary
 
@@ -161,17 +186,24 @@ def train_request(model: str, preset: str, data: EcalData, config, seed: int) ->
     from ..train.trainer import _RESUMABLE_CHANGES
 
     cfg = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUMABLE_CHANGES}
-    return {"model": model, "preset": preset, "seed": seed, "train_config": cfg, "data": data.request}
+    choice = data.request if config.use_da else {k: v for k, v in data.request.items() if k not in _TARGET_KEYS}
+    return {"model": model, "preset": preset, "seed": seed, "train_config": cfg, "data": choice}
+
+
+#: Request keys that choose the DANN target: they do not change a model trained without DA.
+_TARGET_KEYS = ("target_window", "max_target_events")
 
 
 def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, config, callbacks=None,
-                seed: int = 1, fresh: bool = False):
+                seed: int = 1, fresh: bool = False, reuse_from: tuple[str, ...] = ()):
     """Build ``model``/``preset`` with seed ``seed`` and :func:`fit` it into ``models/<tag>/train``.
 
     The folder is an :mod:`amsnb.provenance` artefact: a finished model of the same request (architecture,
     training config, seed, training/validation/target events) is reused (fit returns it at once with its best
     weights); an interrupted one resumes from its checkpoint; anything else is trained afresh, and one line says
-    why (``models/cnn_small: data.max_train_events 200 -> 600, retraining``).
+    why (``models/cnn_small: data.max_train_events 200 -> 600, retraining``). ``reuse_from``: other tags whose
+    finished model, if made by exactly this request, is returned instead of training the same model twice (the
+    learning curve's largest point is often notebook 04's model without DA).
     """
     from .. import provenance
     from ..models import build
@@ -179,8 +211,14 @@ def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, 
 
     folder = model_folder(wd, tag)
     stamp = provenance.Stamp("amsnb.ecal.experiment.train", TRAIN_VERSION,
-                             train_request(model, preset, data, config, seed), data.identities())
+                             train_request(model, preset, data, config, seed), data.identities(config.use_da))
     out = {}
+    if not fresh:
+        for other in reuse_from:
+            if other != tag and provenance.decide(model_folder(wd, other), stamp).action == "reuse":
+                provenance.report(f"models/{tag}", "reuse", f"the same request as models/{other}")
+                tag, folder = other, model_folder(wd, other)
+                break
 
     def run(outdir: Path) -> bool:
         net = build(model, preset, seed=seed)
@@ -189,7 +227,7 @@ def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, 
         return out["result"].finished
 
     decision = provenance.ensure(folder, stamp, run, resumable=True, fresh=fresh, label=f"models/{tag}",
-                                 verb="training")
+                                 verb="training", quiet_reuse=bool(reuse_from) and tag in reuse_from)
     if decision.action == "reuse":
         run(folder)  # a finished checkpoint: fit loads the best weights and returns without training
     return out["result"]

@@ -103,7 +103,8 @@ def deep_curve(workdir, sets, model: str, preset: str, sizes, config, seed: int 
     for n in _sizes(sizes, full):
         data = prepare(wd, sets, max_train_events=n, seed=seed, progress=False)
         tag = f"{model_tag(model, preset, config.use_da)}_n{n}"
-        result = train_model(wd, tag, model, preset, data, config, seed=seed)
+        result = train_model(wd, tag, model, preset, data, config, seed=seed,
+                             reuse_from=(model_tag(model, preset, config.use_da),))
         result.model.to(device)
         for s in eval_sets:
             full_set = data.evaluation[s]

@@ -26,6 +26,7 @@ blocks of 2048 events (cache-sized temporaries) written into preallocated output
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,7 +36,7 @@ from scipy.special import gammainc, ndtri
 
 from ..errors import ConfigError
 from ..schema import CELL_PITCH_CM, DOMAIN_CODES, ECAL, N_CELLS, N_LAYERS
-from ._kernels import add_em_cells, layer_fractions, readout_cells
+from ._kernels import add_em_component, component_layers, readout_cells
 from .reco import IS_X, LAYER_X0, LAYER_Z, X0_CM, energy_from_layers, reconstruct
 
 # ------------------------------------------------------------------------------------------ constants
@@ -307,39 +308,37 @@ def _add_em(expected: np.ndarray, ev: _Event, rows: np.ndarray, e_gev: np.ndarra
     if len(rows) == 0:
         return np.zeros((0, N_LAYERS))
     sec = ev.sec[rows][:, None]
-    edges = np.clip(_LAYER_EDGES_X0[None, :] * sec - t_start[:, None], 0, None)
-    lfrac = layer_fractions(a, (a - 1.0) / t, edges)  # (m, 18): diff of gammainc(a, b edges)
+    # (m, 18): diff of gammainc(a, b edges) at the layer edges, one kernel (amsnb.ecal._kernels.component_layers)
     if expected.ndim == 2:  # layer sums only (the energy search of reco-mode protons)
-        expected[rows] += e_gev[:, None] * 1e3 * lfrac
-        return lfrac
+        return component_layers(a, t, t_start, sec[:, 0], _LAYER_EDGES_X0, expected, rows, e_gev)
+    lfrac = component_layers(a, t, t_start, sec[:, 0], _LAYER_EDGES_X0)
     tau = np.clip(_LAYER_MID_X0[None, :] * sec - t_start[:, None], 0, None) / t[:, None]
     r_c, r_t, p = radial_parameters(e_gev, tau)
-    rm = (MOLIERE_CM * np.asarray(lateral_scale, dtype=np.float64)).reshape(-1, 1) * np.ones((1, N_LAYERS))
-    r_c, r_t = r_c * rm, r_t * rm
-    centre = ev.axis[rows]
-    if off_slope is not None:
-        dz = np.clip(LAYER_Z[None, :] - z_start[:, None], 0, None) * sec
-        centre = centre + np.where(IS_X[None, :], off_slope[:, :1], off_slope[:, 1:]) * dz
-    f32 = np.float32
     # projected (1-D) CDF of the 2-D profile R^2/(pi (r^2+R^2)^2) is 1/2 + x / (2 sqrt(x^2 + R^2)), evaluated at
     # every cell edge of the window. Only (event, layer) pairs holding more than MIN_LAYER_MEV are computed (layers
-    # above a deep sub-shower's start hold exactly 0): the cost is per cell, and a full layer has 72 cells.
-    base = (_CELL_EDGES[ev.start[rows]] - centre).astype(f32).ravel()
-    half_e = (e_gev[:, None] * 500.0 * lfrac).astype(f32).ravel()  # 0.5 * E[MeV] * layer fraction
-    p, rc2, rt2 = p.ravel(), (r_c**2).ravel(), (r_t**2).ravel()
-    sel = np.flatnonzero(half_e > 0.5 * MIN_LAYER_MEV)
-    dense = len(sel) == len(half_e)
-    if not dense:
-        base, half_e, p, rc2, rt2 = base[sel], half_e[sel], p[sel], rc2[sel], rt2[sel]
-    pair = (rows[:, None] * N_LAYERS + np.arange(N_LAYERS)[None, :]).ravel()
-    if not dense:
-        pair = pair[sel]
-    # one fused pass per (event, layer): each pair appears once, so the += into the (n*18, W) view is exact
-    flat = expected.reshape(-1, ev.width)
-    assert np.shares_memory(flat, expected)
-    add_em_cells(flat, pair, base, (half_e * p).astype(f32), (half_e * (1 - p)).astype(f32), rc2.astype(f32),
-                 rt2.astype(f32), _WINDOW_EDGES[: ev.width + 1])
+    # above a deep sub-shower's start hold exactly 0): the cost is per cell, and a full layer has 72 cells. One
+    # fused pass per (event, layer) (amsnb.ecal._kernels.add_em_component; the NumPy fallback does the same steps
+    # on (m, 18) arrays): the radius scale, the centre moved by the slope, the layer energy, the float32 casts.
+    add_em_component(expected, rows, ev.start, ev.axis, ev.sec[rows], e_gev, lfrac, r_c, r_t, p,
+                     MOLIERE_CM * np.asarray(lateral_scale, dtype=np.float64), off_slope, z_start, _CELL_EDGES,
+                     LAYER_Z, IS_X, 0.5 * MIN_LAYER_MEV, _WINDOW_EDGES[: ev.width + 1])
     return lfrac
+
+
+_WORKSPACE = threading.local()
+
+
+def _block_zeros(shape) -> np.ndarray:
+    """A zeroed float32 array of ``shape`` (a block's expected cell deposits, ~10 MB) in a buffer reused by the
+    blocks of this thread: a fresh ``np.zeros`` of that size is a new mapping whose pages fault in on first touch
+    (up to 2 ms/MB on a VM, ~3 us per shower), a reused one is only cleared. Valid until the thread's next call."""
+    size = math.prod(shape)
+    buf = getattr(_WORKSPACE, "expected", None)
+    if buf is None or buf.size < size:
+        buf = _WORKSPACE.expected = np.zeros(size, np.float32)
+    out = buf[:size].reshape(shape)
+    out.fill(0)
+    return out
 
 
 def _moyal(rng, shape) -> np.ndarray:
@@ -408,7 +407,7 @@ def _electrons(rng, n, e_true, dom: EcalDomain, width):
     truth, ev = _incidence(rng, n, width)
     t, a = gflash_parameters(rng, e_true)
     t = t + dom.depth_shift_x0
-    expected = np.zeros((n, N_LAYERS, width), np.float32)
+    expected = _block_zeros((n, N_LAYERS, width))
     rows = np.arange(n)
     _add_em(expected, ev, rows, e_true, np.zeros(n), t, a, dom.lateral_scale)
     return expected, ev, truth, None, {"t_max_true": t, "alpha_true": a}
@@ -439,21 +438,14 @@ def _visible_fraction(lat, sec, dom: EcalDomain) -> np.ndarray:
     return np.where(inter, 1.4 * lat["f_em"] * c_em + 1.1 * had, 0.0)
 
 
-def _protons(rng, n, e_true, lat, dom: EcalDomain, width, ev=None, truth=None, layers_only=False):
-    """Expected proton deposits (n, 18, width) in MeV, or only their layer sums (n, 18) with ``layers_only``."""
-    pm = dom.proton
-    if ev is None:
-        truth, ev = _incidence(rng, n, width)
+def _proton_draws(rng, lat, ev: _Event, pm: ProtonModel) -> dict:
+    """The random numbers of the interacting protons' shower components, which do not depend on the primary energy,
+    drawn in the order :func:`_protons` uses them: the energy search draws them once and replays the showers at its
+    trial energies from them (the same numbers the replay of the random stream gave, without drawing them 3 times)."""
     path = DEPTH_CM * ev.sec
     inter = lat["d_int"] < path
-    z_int = np.where(inter, lat["d_int"] / ev.sec, DEPTH_CM + 1.0)  # vertical depth of the interaction
-    t_int = lat["d_int"] / X0_CM  # X0 along the axis
-    expected = np.zeros((n, N_LAYERS) if layers_only else (n, N_LAYERS, width), np.float64 if layers_only else
-                        np.float32)
     rows = np.flatnonzero(inter)
     m = len(rows)
-    # --- pi0 photons: 3 sub-showers with Dirichlet shares, each starting after a conversion length (9/7 X0)
-    e_em = e_true[rows] * lat["f_em"][rows]
     shares = rng.dirichlet([0.8, 0.8, 0.8], m) if m else np.zeros((0, 3))
     # leading pi0/eta: its two collinear decay photons, energy share uniform in the lab (flat decay spectrum)
     lead = lat["lead"][rows] if "lead" in lat else np.zeros(m, bool)
@@ -464,6 +456,30 @@ def _protons(rng, n, e_true, lat, dom: EcalDomain, width, ev=None, truth=None, l
     zz = rng.standard_normal((3, 2, m))
     pt = np.where(lead, 0.0, rng.exponential(pm.pt_gev, (3, m)))  # the leading pi0's photons: collinear at TeV
     phi = rng.uniform(0, 2 * np.pi, (3, m))
+    hshares = rng.dirichlet([1.0, 1.0], m) if m else np.zeros((0, 2))
+    hstart = rng.exponential(HAD_START_X0, (2, m))
+    hz = rng.standard_normal((2, 2, m))
+    hslope = rng.normal(0, pm.had_slope_sigma, (2, m, 2))
+    hscale = rng.uniform(0.6, 1.4, (2, m))
+    return dict(path=path, inter=inter, rows=rows, shares=shares, conv=conv, zz=zz, pt=pt, phi=phi, hshares=hshares,
+                hstart=hstart, hz=hz, hslope=hslope, hscale=hscale)
+
+
+def _protons(rng, n, e_true, lat, dom: EcalDomain, width, ev=None, truth=None, layers_only=False, draws=None):
+    """Expected proton deposits (n, 18, width) in MeV, or only their layer sums (n, 18) with ``layers_only``;
+    ``draws``: the components' random numbers (:func:`_proton_draws`), drawn from ``rng`` if not given."""
+    pm = dom.proton
+    if ev is None:
+        truth, ev = _incidence(rng, n, width)
+    if draws is None:
+        draws = _proton_draws(rng, lat, ev, pm)
+    path, inter, rows = draws["path"], draws["inter"], draws["rows"]
+    z_int = np.where(inter, lat["d_int"] / ev.sec, DEPTH_CM + 1.0)  # vertical depth of the interaction
+    t_int = lat["d_int"] / X0_CM  # X0 along the axis
+    expected = np.zeros((n, N_LAYERS)) if layers_only else _block_zeros((n, N_LAYERS, width))
+    # --- pi0 photons: 3 sub-showers with Dirichlet shares, each starting after a conversion length (9/7 X0)
+    e_em = e_true[rows] * lat["f_em"][rows]
+    shares, conv, zz, pt, phi = draws["shares"], draws["conv"], draws["zz"], draws["pt"], draws["phi"]
     for j in range(3):
         e_j = e_em * shares[:, j]
         keep = e_j > 0.05
@@ -472,7 +488,9 @@ def _protons(rng, n, e_true, lat, dom: EcalDomain, width, ev=None, truth=None, l
             continue
         ej = e_j[keep]
         t, a = gflash_parameters(rng, ej, normals=zz[j][:, keep])
-        slope = (pt[j][keep] / ej)[:, None] * np.stack([np.cos(phi[j][keep]), np.sin(phi[j][keep])], 1)
+        # the direction only moves the cells (not needed for the layer sums of the energy search)
+        slope = None if layers_only else (pt[j][keep] / ej)[:, None] * np.stack([np.cos(phi[j][keep]),
+                                                                                   np.sin(phi[j][keep])], 1)
         # after conversion: the e+e- pair's shower, T shortened so that <t_max> = t_int + T_e(E_gamma) + 1 X0 (PDG)
         t_pair = np.maximum(t - (PHOTON_CONV_X0 - PHOTON_DT_MAX_X0), 0.5)
         _add_em(expected, ev, r, ej, t_int[r] + conv[j][keep], t_pair + dom.depth_shift_x0, a, dom.lateral_scale,
@@ -480,11 +498,7 @@ def _protons(rng, n, e_true, lat, dom: EcalDomain, width, ev=None, truth=None, l
     # --- hadronic component: 2 broad lumps starting deeper, visible fraction ~ Gamma, grows with remaining depth
     p2 = 1 - np.exp(-np.clip(path - lat["d_int"], 0, None)[rows] / pm.lambda_i_cm)
     e_had = e_true[rows] * (1 - lat["f_em"][rows]) * np.minimum(1.0, 0.3 + p2) * lat["g"][rows] * dom.hadron_scale
-    hshares = rng.dirichlet([1.0, 1.0], m) if m else np.zeros((0, 2))
-    hstart = rng.exponential(HAD_START_X0, (2, m))
-    hz = rng.standard_normal((2, 2, m))
-    hslope = rng.normal(0, pm.had_slope_sigma, (2, m, 2))
-    hscale = rng.uniform(0.6, 1.4, (2, m))
+    hshares, hstart, hz, hslope, hscale = (draws[k] for k in ("hshares", "hstart", "hz", "hslope", "hscale"))
     for j in range(2):
         e_j = e_had * hshares[:, j]
         keep = e_j > 0.05
@@ -493,9 +507,9 @@ def _protons(rng, n, e_true, lat, dom: EcalDomain, width, ev=None, truth=None, l
             continue
         ej = e_j[keep]
         t, a = gflash_parameters(rng, ej, normals=hz[j][:, keep])
-        lat_scale = dom.lateral_scale * pm.had_lateral_scale * hscale[j][keep]
+        lat_scale = None if layers_only else dom.lateral_scale * pm.had_lateral_scale * hscale[j][keep]
         _add_em(expected, ev, r, ej, t_int[r] + hstart[j][keep], 0.7 * t + dom.depth_shift_x0,
-                np.maximum(0.7 * a, 1.1), lat_scale, hslope[j][keep], z_int[r])
+                np.maximum(0.7 * a, 1.1), lat_scale, None if layers_only else hslope[j][keep], z_int[r])
     if layers_only:  # the random numbers after this point are not needed by the energy search
         return expected, ev, truth, None, {}
     # --- ionisation of the primary (and of the leading particle after the interaction): Moyal per layer
@@ -510,10 +524,9 @@ def _protons(rng, n, e_true, lat, dom: EcalDomain, width, ev=None, truth=None, l
     return expected, ev, truth, mip, extras
 
 
-def _layer_rho(rng, state, e_gev, lat, dom, width, ev, truth) -> np.ndarray:
-    """Expected reconstructed / primary energy of protons at ``e_gev``, replaying the random stream ``state``."""
-    rng.bit_generator.state = state
-    lay = _protons(rng, len(e_gev), e_gev, lat, dom, width, ev, truth, layers_only=True)[0]
+def _layer_rho(rng, draws, e_gev, lat, dom, width, ev, truth) -> np.ndarray:
+    """Expected reconstructed / primary energy of protons at ``e_gev``, replaying their showers from ``draws``."""
+    lay = _protons(rng, len(e_gev), e_gev, lat, dom, width, ev, truth, layers_only=True, draws=draws)[0]
     return np.maximum(energy_from_layers(lay, ev.sec) / e_gev, 1e-5)
 
 
@@ -685,14 +698,14 @@ def _simulate_block(rng, n, particle, dom, gain, lo, hi, norm, width, spectral_i
             # shower's layer sums (the data's reconstruction) and the same random numbers replayed at each trial
             # energy (two Newton steps from E0 = E_t / v). The shape is then drawn at E itself and the proposal
             # density of E is g(E_t) |dE_t/dE| h(latents) a(v) / P(keep), with dE_t/dE = R (1 + s), s = dlnR/dlnE.
-            state = rng.bit_generator.state
-            e_lo, rho_lo = e_p0, _layer_rho(rng, state, e_p0, lat, dom, width, ev, truth)
+            # (the components' random numbers are drawn once, then the stream goes on as after the final shower's)
+            draws = _proton_draws(rng, lat, ev, dom.proton)
+            e_lo, rho_lo = e_p0, _layer_rho(rng, draws, e_p0, lat, dom, width, ev, truth)
             e_hi = e_t / rho_lo
-            rho_hi = _layer_rho(rng, state, e_hi, lat, dom, width, ev, truth)
+            rho_hi = _layer_rho(rng, draws, e_hi, lat, dom, width, ev, truth)
             slope = _log_slope(e_lo, rho_lo, e_hi, rho_hi, -0.1)
             e_true = np.exp(np.log(e_hi) - (np.log(e_hi * rho_hi / e_t)) / (1 + slope))
-            rng.bit_generator.state = state
-            expected, ev, truth, mip, ex = _protons(rng, n, e_true, lat, dom, width, ev, truth)
+            expected, ev, truth, mip, ex = _protons(rng, n, e_true, lat, dom, width, ev, truth, draws=draws)
             rho = np.maximum(energy_from_layers(expected.sum(axis=2, dtype=np.float64), ev.sec) / e_true, 1e-5)
             slope = _log_slope(e_hi, rho_hi, e_true, rho, slope)
             weight = flux(e_true, "proton") * p_acc / (norm * pdf_t * rho * (1 + slope) * a_v)
@@ -823,9 +836,15 @@ def _chunk_into(key, task) -> dict:
 
 def _chunk_to_slot(key, slot, fn, task) -> tuple[int, dict]:
     """Worker: ``fn(*task)`` copied into slot ``slot`` of the shared buffers ``_SHARED[key]``; returns the number of
-    events and the arrays that are not ECAL branches (pickled back)."""
-    arr = fn(*task)
+    events and the arrays that are not ECAL branches (pickled back). A :func:`simulate_to_root` chunk is simulated
+    straight into the slot (the same events: :func:`_simulate_into` writes every branch), which saves its copy and a
+    fresh chunk-sized output (26 MB per 5k events, 104 MB for the CLI's 20k, whose pages fault in on first touch)."""
     buf = _SHARED[key]
+    if fn is _root_chunk:
+        m = int(task[0])
+        ex = _root_chunk(*task, out={k: v[slot, :m] for k, v in buf.items()})
+        return m, (ex if task[8].get("extras") else {})
+    arr = fn(*task)
     m = len(arr["event"])
     for k, v in buf.items():
         v[slot, :m] = arr[k]
@@ -840,7 +859,7 @@ def _pool_map(nw: int, fn, args: list):
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(nw, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(nw, mp_context=ctx, initializer=_worker_malloc) as pool:
         todo, running = iter(args), deque()
         for a in todo:
             running.append(pool.submit(fn, *a))
@@ -852,6 +871,25 @@ def _pool_map(nw: int, fn, args: list):
             if nxt is not None:
                 running.append(pool.submit(fn, *nxt))
             yield res
+
+
+def _worker_malloc() -> None:
+    """In a worker process: keep freed memory in the heap instead of returning it to the kernel (glibc ``mallopt``).
+    A block's (events, 18, 72) temporaries are megabytes, which glibc maps and unmaps (or trims) on every allocation
+    by default, and touching fresh pages costs up to 2 ms/MB on a VM: ~3-10 us of system time per proton. Speed
+    only (no number changes); the workers are ours, so the user's process keeps its allocator settings."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's maximum: blocks of < 32 MB come from the heap
+    mallopt(m_trim_threshold, 512 << 20)
+    mallopt(m_top_pad, 64 << 20)
 
 
 def n_workers(workers: int | None, n_tasks: int) -> int:
@@ -1004,10 +1042,14 @@ TEST_SAMPLE = SetSpec("mc_test", "mc", 0, 0, (900.0, 2200.0))
 TEST_ELECTRON_FRACTION = 0.1
 
 
-def table1_sizes(scale: float, iss_scale: float, test_protons: int | None = None) -> dict[str, tuple[int, int]]:
+def table1_sizes(scale: float, iss_scale: float, test_protons: int | None = None,
+                 target_events: int | None = None) -> dict[str, tuple[int, int]]:
     """Events (electrons, protons) per raw sample for the given scale factors; with ``test_protons`` the test
     samples ``mc_test`` (its own) and ``iss_test`` hold that many protons and a tenth as many electrons, so the
-    1-2 TeV rejections of the best classifiers are measured from passing protons rather than bounded."""
+    1-2 TeV rejections of the best classifiers are measured from passing protons rather than bounded.
+    ``target_events``: the unlabeled ``iss_target`` holds that many raw events (Table 1's electron share), e.g. the
+    seed's 2e5 at any ``scale``: the DANN target costs simulation only, and a small one is cycled many times per
+    epoch."""
     sizes = {}
     for s in TABLE1:
         f = iss_scale if s.iss_sized else scale
@@ -1016,16 +1058,21 @@ def table1_sizes(scale: float, iss_scale: float, test_protons: int | None = None
         n = (max(1, round(test_protons * TEST_ELECTRON_FRACTION)), int(test_protons))
         sizes["iss_test"] = n
         sizes[TEST_SAMPLE.name] = n
+    if target_events:
+        spec = next(s for s in TABLE1 if s.name == "iss_target")
+        n_e = round(int(target_events) * spec.n_electron / (spec.n_electron + spec.n_proton))
+        sizes["iss_target"] = (max(1, n_e), max(1, int(target_events) - n_e))
     return sizes
 
 
 def generate_table1(outdir: str | Path, scale: float = 1.0, seed: int = 1, iss_scale: float = 1.0,
                     progress: bool = True, chunk: int = 20_000, fresh: bool = False,
-                    workers: int | None = None, test_protons: int | None = None) -> dict[str, Path]:
+                    workers: int | None = None, test_protons: int | None = None,
+                    target_events: int | None = None) -> dict[str, Path]:
     """The five raw samples of seed 000 Table 1 as ROOT files in ``outdir`` (``<set>.root``); resumable per set.
 
-    ``test_protons``: also a raw ``mc_test`` sample, and ``iss_test`` resized, with that many protons each
-    (:func:`table1_sizes`).
+    ``test_protons``: also a raw ``mc_test`` sample, and ``iss_test`` resized, with that many protons each;
+    ``target_events``: the raw size of ``iss_target`` (:func:`table1_sizes`).
 
     Each file is an artefact of :mod:`amsnb.provenance`: reused only if the same generator code made it with the
     same sizes, seed and chunking; an interrupted or different one is simulated again (one line says why).
@@ -1042,7 +1089,10 @@ def generate_table1(outdir: str | Path, scale: float = 1.0, seed: int = 1, iss_s
     if test_protons is not None and test_protons <= 0:
         raise ConfigError(f"test_protons={test_protons}: give a positive number of protons, or None to split "
                           "mc_test off mc_high")
-    sizes = table1_sizes(scale, iss_scale, test_protons)
+    if target_events is not None and target_events <= 0:
+        raise ConfigError(f"target_events={target_events}: give a positive number of raw iss_target events, or "
+                          "None for Table 1's size at this scale")
+    sizes = table1_sizes(scale, iss_scale, test_protons, target_events)
     specs = TABLE1 + ((TEST_SAMPLE,) if test_protons else ())
     out = {}
     for i, spec in enumerate(specs):
@@ -1056,6 +1106,7 @@ def generate_table1(outdir: str | Path, scale: float = 1.0, seed: int = 1, iss_s
                           fresh=fresh, label=f"data/ecal/{path.name}", verb="simulating")
         out[spec.name] = path
     meta = {"seed": seed, "scale": scale, "iss_scale": iss_scale, "test_protons": test_protons,
+            "target_events": target_events,
             "sets": {s.name: {"electrons": sizes[s.name][0], "protons": sizes[s.name][1], "domain": s.domain,
                               "energy_range_gev": list(s.energy_range), "labeled": s.labeled} for s in specs},
             "domains": {k: {kk: vv for kk, vv in asdict(v).items() if kk != "proton"} for k, v in DOMAINS.items()}}
