@@ -507,6 +507,23 @@ def table_html(rows: list[dict], efficiencies=TABLE_EFFICIENCIES) -> str:
     return "\n".join(out + ["</table>"])
 
 
+def class_fraction(score, ref_score, ref_label, efficiency: float = 0.9) -> dict[str, float]:
+    """The signal fraction of an unlabeled sample by adjusted classify-and-count (Forman 2008): the threshold of
+    ``efficiency`` on a labeled reference sample gives its true- and false-positive rates; the passing fraction
+    f of ``score`` then estimates pi = (f - FPR) / (TPR - FPR) (clipped to [0, 1]). Unbiased when the reference's
+    score distributions per class are the target's (so: a classifier that transfers, a reference of the target's
+    domain)."""
+    ref_score, ref_label = np.asarray(ref_score), np.asarray(ref_label)
+    m = ref_label >= 0
+    thr = threshold_for_efficiency(ref_score[m], ref_label[m], None, efficiency)
+    tpr = float((ref_score[m & (ref_label == 1)] >= thr).mean())
+    fpr = float((ref_score[m & (ref_label == 0)] >= thr).mean())
+    f = float((np.asarray(score) >= thr).mean())
+    pi = min(max((f - fpr) / max(tpr - fpr, 1e-12), 0.0), 1.0)
+    return {"fraction": pi, "passing_fraction": f, "tpr": tpr, "fpr": fpr, "threshold": float(thr),
+            "n": int(len(score))}
+
+
 def threshold_transfer(scores: dict, source: str, target: str, efficiency: float = 0.9, cl: float = 0.68,
                        use_weights: bool = False) -> list[dict]:
     """How an analyst uses a classifier: the threshold is fixed on ``source`` (MC, or ``iss_val`` as seed 000 does)

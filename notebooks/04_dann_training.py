@@ -51,6 +51,7 @@ max_train_events = 10000
 lambda_max = 1.0  # maximum strength of the gradient reversal (Ganin's ramp 2/(1+exp(-10p))-1 reaches it)
 target_window = "train"  # DANN target: iss_target in the training events' energy range | "all" (seed's 0.2-2 TeV)
 max_target_events = 0  # at most this many target events (0: all)
+match_class_mix = False  # weight the training events in the domain loss to the target's electron share (BDT estimate)
 compare_without_da = True  # with use_da: also train (or reuse) the same model without DA, for the diagnostics
 num_workers = 0
 cpu_threads = 1  # torch CPU threads (None: all cores); 1 avoids oversubscription on a shared machine
@@ -66,7 +67,7 @@ from amsnb.export import export_model
 from amsnb.metrics import format_transfer_table, threshold_transfer
 from amsnb.plotting.training import LiveCurves, plot_feature_pca, plot_history, plot_scores
 from amsnb.train import TrainConfig
-from amsnb.ecal import experiment
+from amsnb.ecal import baselines, experiment
 from amsnb.workdir import Workdir
 
 amsnb.plotting.use_style()
@@ -87,7 +88,16 @@ sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
                         input_files=input_files or None, mapping=mapping or None)
 data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed, target_window=target_window,
                           max_target_events=max_target_events or None)
-data.counts
+class_mix = None
+if use_da and match_class_mix:  # the target's electron share, from notebook 03's BDT (trained here if missing)
+    baselines.ensure_baseline_scores(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
+                                     test_protons=test_protons or None, target_events=target_events or None,
+                                     cuts=cuts, input_files=input_files or None, mapping=mapping or None)
+    class_mix = experiment.target_electron_fraction(wd, data)
+    data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed, target_window=target_window,
+                              max_target_events=max_target_events or None,
+                              target_electron_fraction=class_mix["fraction"])
+data.counts, class_mix
 
 # %% [markdown]
 # ## Training
@@ -178,7 +188,7 @@ metrics = {"tag": tag, "epochs_run": len(result.history), "best_epoch": result.b
            "final_train_loss": last["loss"], "val_auc": last.get("auc"), "train_images_per_s": last["images_per_s"],
            "data_wait_frac": last["data_wait_frac"], "onnx_max_abs_diff": export["max_abs_diff_random"],
            "domain": {name: study["metrics"] for name, study in studies.items()},
-           "n_target": data.counts["target"],
+           "n_target": data.counts["target"], "target_electron_fraction": class_mix and class_mix["fraction"],
            "transfer_efficiency": {r["model"]: r["efficiency"] for r in transfer},
            "transfer_rejection": {r["model"]: r["rejection_value"] for r in transfer},
            **{f"{s}_{k}": v for s, info in summary.items() for k, v in info.items()}}

@@ -191,6 +191,18 @@ def test_dann_target_window_and_what_it_changes(tmp_path):
     assert experiment.train_request("cnn", "tiny", whole, plain, 1) == experiment.train_request("cnn", "tiny", few,
                                                                                                   plain, 1)
     assert "target" not in inside.identities(with_target=False) and "target" in inside.identities()
+    # class-mix matching: domain-loss weights of mean 1 that give the training events the target's electron share;
+    # part of a DA model's request and identity only
+    mixed = experiment.prepare(wd, sets, target_electron_fraction=0.25, progress=False)
+    dw, lab = mixed.domain_weights, mixed.train.labels
+    assert dw.mean() == pytest.approx(1.0, rel=1e-5) and (dw * (lab == 1)).sum() / dw.sum() == pytest.approx(0.25)
+    assert mixed.da_train[0]["dw"] == pytest.approx(dw[0]) and "dw" not in mixed.train[0]
+    assert mixed.identities(with_target=False) == inside.identities(with_target=False)
+    assert mixed.identities()["train"] != inside.identities()["train"]
+    assert experiment.train_request("cnn", "tiny", mixed, plain, 1) == experiment.train_request("cnn", "tiny",
+                                                                                                 inside, plain, 1)
+    with pytest.raises(ConfigError, match="target_electron_fraction=1.5"):
+        experiment.prepare(wd, sets, target_electron_fraction=1.5, progress=False)
 
 
 def test_set_names_are_defined_once():

@@ -266,3 +266,21 @@ def test_threshold_transfer_measures_the_efficiency_really_reached():
     assert r["efficiency_lo"] < r["efficiency"] < r["efficiency_hi"]
     assert r["rejection_value"] > r["own_rejection_value"]  # a tighter cut rejects more, at lower efficiency
     assert "threshold from" in metrics.format_transfer_table(rows)
+
+
+def test_class_fraction_recovers_a_known_mix():
+    """Adjusted classify-and-count: a 30 % signal sample is estimated at 0.30 within its binomial spread, where the
+    raw passing fraction is biased by the false positives and the inefficiency."""
+    rng = np.random.default_rng(4)
+
+    def sample(n_sig, n_bkg):
+        return (np.r_[rng.normal(1.0, 1.0, n_sig), rng.normal(-1.0, 1.0, n_bkg)],
+                np.r_[np.ones(n_sig, int), np.zeros(n_bkg, int)])
+
+    ref_score, ref_label = sample(20000, 20000)
+    score, _ = sample(6000, 14000)
+    est = metrics.class_fraction(score, ref_score, ref_label, efficiency=0.9)
+    # sigma of pi ~ sqrt(f(1-f)/n)/(TPR-FPR) ~ 0.005 plus the reference's rates ~ 0.003: 4 sigma
+    assert est["fraction"] == pytest.approx(0.30, abs=0.025)
+    assert abs(est["passing_fraction"] - 0.30) > 0.05  # the uncorrected count is off
+    assert est["tpr"] == pytest.approx(0.9, abs=0.01)

@@ -387,3 +387,35 @@ def test_fit_does_not_resume_a_checkpoint_of_other_data(tmp_path, capsys):
     again = fit(_model(5), _data(600), _data(100, seed=9), config=cfg, outdir=tmp_path)  # same data: resumed
     assert capsys.readouterr().out == ""
     assert all(torch.equal(a, b) for a, b in zip(_weights(r600.model).values(), _weights(again.model).values()))
+
+
+class _WithDomainWeights(torch.utils.data.Dataset):
+    """An ArrayDataset whose items carry ``dw``, their weight in the domain loss."""
+
+    def __init__(self, ds, dw):
+        self.ds, self.dw, self.labels = ds, np.asarray(dw, np.float32), ds.labels
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        return {**self.ds[i], "dw": float(self.dw[i])}
+
+
+def test_domain_weights_reach_the_domain_loss(tmp_path):
+    """Items' ``dw`` weight the domain loss (class-mix matching, amsnb.ecal.experiment.prepare): all ones is the
+    unweighted run exactly; other weights give another run."""
+    train, target = _data(seed=1), _data(seed=2, shift=0.7, labeled=False)
+    cfg = TrainConfig(epochs=2, batch_size=32, use_da=True, lambda_schedule="constant", seed=3, progress=False,
+                      patience=99, restore_best=False)
+
+    def run(ds, name):
+        m = _model(4)
+        fit(m, ds, None, target, cfg, tmp_path / name)
+        return _weights(m)
+
+    plain = run(train, "plain")
+    ones = run(_WithDomainWeights(train, np.ones(len(train))), "ones")
+    assert all(torch.equal(v, ones[k]) for k, v in plain.items())
+    skewed = run(_WithDomainWeights(train, np.where(train.labels == 1, 0.2, 1.8)), "skewed")
+    assert any(not torch.allclose(v, skewed[k]) for k, v in plain.items())

@@ -142,7 +142,7 @@ class EcalDataset:
     """
 
     def __init__(self, cache: EcalCache | str | os.PathLike, indices=None, use_weight: bool = False,
-                 unlabeled: bool = False):
+                 unlabeled: bool = False, domain_weights=None):
         self.cache = cache if isinstance(cache, EcalCache) else EcalCache(cache)
         n = len(self.cache)
         self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -154,6 +154,15 @@ class EcalDataset:
         self.weights = cols["weight"][self.indices].astype(np.float32) if use_weight else \
             np.ones(len(self.indices), np.float32)
         self.domains = cols["domain"][self.indices].astype(np.int64)
+        #: weight of each item in the DANN domain loss (``dw``; see :meth:`with_domain_weights`)
+        self.domain_weights = None if domain_weights is None else np.asarray(domain_weights, np.float32)
+        if self.domain_weights is not None and self.domain_weights.shape != self.indices.shape:
+            raise ConfigError(f"{self.cache.folder}: {len(self.domain_weights)} domain weights for {len(self)} items")
+
+    def with_domain_weights(self, weights) -> EcalDataset:
+        """The same items with per-item weights in the domain loss."""
+        return EcalDataset(self.cache, self.indices, not np.all(self.weights == 1),
+                           bool((self.labels == -1).all()) and len(self.labels) > 0, weights)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -163,16 +172,21 @@ class EcalDataset:
         """What these items are (the cache's stamp, the subset, the flags): training resumes only on a match."""
         from .. import provenance
 
-        return provenance.array_digest({"cache": np.frombuffer(provenance.identity(self.cache.folder).encode(),
-                                                              np.uint8),
-                                        "indices": self.indices, "labels": self.labels, "weights": self.weights})
+        parts = {"cache": np.frombuffer(provenance.identity(self.cache.folder).encode(), np.uint8),
+                 "indices": self.indices, "labels": self.labels, "weights": self.weights}
+        if self.domain_weights is not None:
+            parts["domain_weights"] = self.domain_weights
+        return provenance.array_digest(parts)
 
     def __getitem__(self, i: int) -> dict:
         import torch
 
         j = self.indices[i]
         x = torch.from_numpy(self.cache.decode(self.cache.images[j]))
-        return {"x": x, "y": int(self.labels[i]), "w": float(self.weights[i]), "domain": int(self.domains[i])}
+        item = {"x": x, "y": int(self.labels[i]), "w": float(self.weights[i]), "domain": int(self.domains[i])}
+        if self.domain_weights is not None:
+            item["dw"] = float(self.domain_weights[i])
+        return item
 
     def column(self, name: str) -> np.ndarray:
         """A cache column (label, weight, domain, energy, run, event) for this subset, e.g. for score files."""

@@ -54,20 +54,32 @@ class EcalData:
     counts: dict = field(default_factory=dict)
     #: The parameters that chose these events (part of every model's provenance stamp).
     request: dict = field(default_factory=dict)
+    #: Weights of the training events in the domain loss (None: 1), see :func:`prepare`.
+    domain_weights: np.ndarray | None = None
+
+    @property
+    def da_train(self):
+        """The training items as a DANN run sees them (with their domain-loss weights)."""
+        return self.train if self.domain_weights is None else self.train.with_domain_weights(self.domain_weights)
 
     def identities(self, with_target: bool = True) -> dict[str, str]:
-        """Identities of the training, validation (and target) items (:attr:`EcalDataset.identity`)."""
-        out = {"train": self.train.identity, "val": self.val.identity}
-        return {**out, "target": self.target.identity} if with_target else out
+        """Identities of the training, validation (and, for DA, target) items (:attr:`EcalDataset.identity`)."""
+        if not with_target:
+            return {"train": self.train.identity, "val": self.val.identity}
+        return {"train": self.da_train.identity, "val": self.val.identity, "target": self.target.identity}
 
 
 def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_set: str = "iss",
             max_train_events: int | None = None, seed: int = 1, cache_dtype: str = "float32",
-            progress: bool = True, target_window: str = "train", max_target_events: int | None = None) -> EcalData:
+            progress: bool = True, target_window: str = "train", max_target_events: int | None = None,
+            target_electron_fraction: float | None = None) -> EcalData:
     """Cache the selected sets (``wd/cache``) and build the train / validation / target / evaluation datasets.
 
     The DANN target is ``iss_target`` inside the training events' energy range (``target_window="train"``) or all
-    of it (``"all"``, :data:`TARGET_WINDOWS`), at most ``max_target_events`` of it (None: all)."""
+    of it (``"all"``, :data:`TARGET_WINDOWS`), at most ``max_target_events`` of it (None: all).
+    ``target_electron_fraction`` (e.g. :func:`target_electron_fraction`): the training events are weighted by class
+    in the domain loss so that their electron share is the target's; the domain head then cannot separate the
+    domains by their class mix, and the reversed gradient does not remove class information for that reason."""
     from .cache import EcalDataset, build_cache
 
     if train_set not in TRAIN_SETS:
@@ -97,11 +109,43 @@ def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_
         e, et = train.column("energy"), target.column("energy")
         target = target.where((et >= e.min()) & (et <= e.max()))
     target = target.subset(max_target_events, seed=seed)
+    dw = None if target_electron_fraction is None else _class_mix_weights(train.labels,
+                                                                           float(target_electron_fraction))
     evaluation = {n: EcalDataset(folders[n], unlabeled=(n == ISS_TARGET)) for n in EVAL_SETS}
     counts = {"train": _count(train), "val": _count(val), "target": len(target)}
     request = {"train_set": train_set, "val_set": val_set, "max_train_events": max_train_events, "seed": seed,
-               "cache_dtype": cache_dtype, "target_window": target_window, "max_target_events": max_target_events}
-    return EcalData(train, val, target, evaluation, counts, request)
+               "cache_dtype": cache_dtype, "target_window": target_window, "max_target_events": max_target_events,
+               "target_electron_fraction": target_electron_fraction}
+    return EcalData(train, val, target, evaluation, counts, request, dw)
+
+
+def _class_mix_weights(labels: np.ndarray, electron_fraction: float) -> np.ndarray:
+    """Domain-loss weights pi_target(c) / pi_source(c) per training event (mean 1 over the training set)."""
+    if not 0.0 < electron_fraction < 1.0:
+        raise ConfigError(f"target_electron_fraction={electron_fraction}: give the target's electron share in (0, 1)")
+    fs = float((labels == 1).mean())
+    if not 0.0 < fs < 1.0:
+        raise ConfigError("target_electron_fraction: the training set needs electrons and protons")
+    return np.where(labels == 1, electron_fraction / fs, (1 - electron_fraction) / (1 - fs)).astype(np.float32)
+
+
+def target_electron_fraction(wd: Workdir, data: EcalData, reference: str = "bdt", labeled: str = ISS_VAL,
+                             efficiency: float = 0.9) -> dict[str, float]:
+    """The electron share of the DANN target estimated with a reference classifier's score files (notebook 03's
+    BDT by default): adjusted classify-and-count (:func:`amsnb.metrics.class_fraction`) with the rates measured on
+    the labeled ISS-like ``labeled`` set, both in the target's energy range."""
+    from .. import scores
+    from ..metrics import class_fraction
+
+    e = data.target.column("energy")
+    lo, hi = float(e.min()), float(e.max())
+    tgt = scores.read_scores(scores.score_path(wd, reference, ISS_TARGET))
+    ref = scores.read_scores(scores.score_path(wd, reference, labeled))
+    mt = (tgt["energy"] >= lo) & (tgt["energy"] <= hi)
+    mr = (ref["energy"] >= lo) & (ref["energy"] <= hi)
+    return {**class_fraction(tgt["score"][mt], ref["score"][mr], ref["label"][mr], efficiency),
+            "reference": reference, "labeled": labeled, "energy_range": [lo, hi],
+            "source_fraction": float((data.train.labels == 1).mean())}
 
 
 def _count(ds) -> dict[str, int]:
@@ -168,10 +212,28 @@ def domain_study(model, source, target, device: str = "cpu", seed: int = 0, head
     if not head_trained:
         ps["domain_score"] = pt["domain_score"] = np.full(1, np.nan)
     out = {**domain_head_separation(ps["domain_score"], pt["domain_score"]),
-           **domain_probe(ps["features"], pt["features"], seed=seed)}
+           **domain_probe(ps["features"], pt["features"], seed=seed), **_per_class(ps, pt, seed)}
     s2, t2, evr = pca_projection(ps["features"], pt["features"], seed=seed)
     return {"metrics": out, "pca_source": s2, "pca_target": t2, "pca_explained": evr,
             "source_scores": ps, "target_scores": pt}
+
+
+def _per_class(ps: dict, pt: dict, seed: int) -> dict[str, float]:
+    """Which part of the shift is left, per class of the labeled sets: the feature probe on electrons only and on
+    protons only, and the AUC of the classifier *score* between the domains (0.5: the same score distribution;
+    below 0.5 for electrons: the ISS-like ones look less electron-like, so a threshold fixed on MC keeps fewer)."""
+    from ..metrics import roc_auc
+    from ..train.diagnostics import domain_probe
+
+    out = {}
+    for name, cls in (("electrons", 1), ("protons", 0)):
+        ms, mt = ps["label"] == cls, pt["label"] == cls
+        if min(ms.sum(), mt.sum()) < 30:
+            continue
+        out[f"probe_auc_{name}"] = domain_probe(ps["features"][ms], pt["features"][mt], seed=seed)["probe_auc"]
+        score = np.concatenate([ps["score"][ms], pt["score"][mt]])
+        out[f"score_auc_{name}"] = roc_auc(score, np.r_[np.zeros(ms.sum()), np.ones(mt.sum())])
+    return out
 
 
 def model_folder(wd: Workdir, tag: str) -> Path:
@@ -191,7 +253,7 @@ def train_request(model: str, preset: str, data: EcalData, config, seed: int) ->
 
 
 #: Request keys that choose the DANN target: they do not change a model trained without DA.
-_TARGET_KEYS = ("target_window", "max_target_events")
+_TARGET_KEYS = ("target_window", "max_target_events", "target_electron_fraction")
 
 
 def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, config, callbacks=None,
@@ -222,7 +284,8 @@ def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, 
 
     def run(outdir: Path) -> bool:
         net = build(model, preset, seed=seed)
-        out["result"] = fit(net, data.train, data.val, data.target if config.use_da else None, config, outdir,
+        out["result"] = fit(net, data.da_train if config.use_da else data.train, data.val,
+                            data.target if config.use_da else None, config, outdir,
                             callbacks=callbacks)
         return out["result"].finished
 

@@ -2,7 +2,8 @@
 
 One code path: with ``use_da=False`` it is ordinary weighted cross-entropy training; with ``use_da=True`` each
 step also draws a batch of the (unlabeled) target set and adds the domain loss on the source and target batches,
-with the gradient reversed into the feature extractor (Ganin & Lempitsky 2015; lambda schedule in ``grl``).
+with the gradient reversed into the feature extractor (Ganin & Lempitsky 2015; lambda schedule in ``grl``). Items
+may carry ``dw``, their weight in the domain loss (default 1).
 
 Determinism and resume: the event order of epoch ``e`` is a permutation seeded by (seed, e), and the checkpoint
 (written every ``checkpoint_every`` epochs and at the end of each call) holds weights, optimizer moments, scheduler
@@ -134,6 +135,7 @@ def default_collate(items: list[dict]) -> dict:
         x = Batch.from_data_list([it["x"] for it in items])
     out = {"x": x, "y": torch.tensor([int(it["y"]) for it in items], dtype=torch.long)}
     out["w"] = torch.tensor([float(it.get("w", 1.0)) for it in items], dtype=torch.float32)
+    out["dw"] = torch.tensor([float(it.get("dw", 1.0)) for it in items], dtype=torch.float32)
     out["domain"] = torch.tensor([int(it.get("domain", 0)) for it in items], dtype=torch.long)
     return out
 
@@ -157,6 +159,13 @@ def to_device(batch, device: torch.device, channels_last: bool = False):
 def _weights_of(batch: dict) -> torch.Tensor:
     w = batch.get("w")
     return w.float() if w is not None else torch.ones(len(batch["y"]), device=batch["y"].device)
+
+
+def _domain_weights_of(batch: dict) -> torch.Tensor:
+    """Per-event weights of the domain loss (``dw`` items, default 1): e.g. source events weighted by class so that
+    the source's class mix matches the target's, and the domain head cannot tell the domains apart by it."""
+    dw = batch.get("dw")
+    return dw.float().to(batch["y"].device) if dw is not None else torch.ones(len(batch["y"]), device=batch["y"].device)
 
 
 def dist_info() -> tuple[int, int]:
@@ -557,8 +566,8 @@ def _train_step(run: _Run, opt, sched, state: dict, batch: dict, tb: dict | None
             dl = torch.cat([o["domain_logits"], ot["domain_logits"]]).float()
             dy = torch.cat([torch.zeros(len(o["domain_logits"]), dtype=torch.long, device=device),
                             torch.ones(len(ot["domain_logits"]), dtype=torch.long, device=device)])
-            ones = torch.ones(len(dy), device=device)
-            dloss = weighted_ce(dl, dy, ones, torch.ones(2), run.world)
+            dloss = weighted_ce(dl, dy, torch.cat([_domain_weights_of(batch), _domain_weights_of(tb)]),
+                                torch.ones(2), run.world)
             loss = loss + cfg.domain_weight * dloss
             sums["dom_n"] += len(dy)
             sums["dom_k"] += float((dl.argmax(1) == dy).sum())
