@@ -107,8 +107,9 @@ data.counts, class_mix
 # target holds the `iss_target` events inside the training events' energy range (`target_window="train"`): the
 # seed's 0.2-2 TeV target against 1-2 TeV training events lets the domain head separate the domains by energy
 # alone, and the reversed gradient then removes energy information instead of the MC/ISS difference
-# (docs/training.md measures both). A checkpoint is written every epoch: re-running this cell after an
-# interruption resumes.
+# (docs/training.md measures both). `match_class_mix` also weights the training events in the domain loss so that
+# their electron share is the target's (estimated with notebook 03's BDT): the class mix is then no domain
+# signature either. A checkpoint is written every epoch: re-running this cell after an interruption resumes.
 
 # %%
 config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, use_da=use_da, lambda_max=lambda_max,

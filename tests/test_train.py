@@ -419,3 +419,19 @@ def test_domain_weights_reach_the_domain_loss(tmp_path):
     assert all(torch.equal(v, ones[k]) for k, v in plain.items())
     skewed = run(_WithDomainWeights(train, np.where(train.labels == 1, 0.2, 1.8)), "skewed")
     assert any(not torch.allclose(v, skewed[k]) for k, v in plain.items())
+
+
+def test_a_no_da_config_ignores_the_da_fields(tmp_path, capsys):
+    """The no-DA twin of a DANN run with another lambda is the same model: fit resumes (returns) it instead of
+    training afresh; with DA on, lambda counts."""
+    from amsnb.train.trainer import result_config
+
+    train = _data()
+    cfg = TrainConfig(epochs=1, batch_size=64, progress=False, lambda_max=0.3)
+    assert result_config(cfg) == result_config(TrainConfig(epochs=1, batch_size=64, progress=False, lambda_max=3))
+    assert "lambda_max" in result_config(TrainConfig(use_da=True))
+    fit(_model(1), train, None, None, cfg, tmp_path / "run")
+    capsys.readouterr()
+    again = fit(_model(2), train, None, None, TrainConfig(epochs=1, batch_size=64, progress=False, lambda_max=3.0),
+                tmp_path / "run")
+    assert "training afresh" not in capsys.readouterr().out and again.finished

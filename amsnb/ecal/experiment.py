@@ -243,11 +243,10 @@ def model_folder(wd: Workdir, tag: str) -> Path:
 
 def train_request(model: str, preset: str, data: EcalData, config, seed: int) -> dict:
     """Every parameter that can change a trained model: architecture, training config, seed and the data choice."""
-    import dataclasses
 
-    from ..train.trainer import _RESUMABLE_CHANGES
+    from ..train.trainer import result_config
 
-    cfg = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUMABLE_CHANGES}
+    cfg = result_config(config)
     choice = data.request if config.use_da else {k: v for k, v in data.request.items() if k not in _TARGET_KEYS}
     return {"model": model, "preset": preset, "seed": seed, "train_config": cfg, "data": choice}
 

@@ -742,12 +742,23 @@ _RESUMABLE_CHANGES = {"progress", "resume", "stop_after_epoch", "num_workers", "
                       "eval_batch_size", "checkpoint_every"}
 
 
+#: TrainConfig fields that act only with ``use_da=True``.
+_DA_FIELDS = {"lambda_schedule", "lambda_max", "domain_weight"}
+
+
+def result_config(cfg: TrainConfig | dict) -> dict:
+    """The fields of a config that can change the trained model: not those of :data:`_RESUMABLE_CHANGES`, and
+    without DA not the DA-only ones (a no-DA twin of a DANN run with another lambda is the same model)."""
+    d = json.loads(json.dumps(cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg), default=str))
+    skip = _RESUMABLE_CHANGES | (set() if d.get("use_da") else _DA_FIELDS)
+    return {k: v for k, v in d.items() if k not in skip}
+
+
 def _config_changes(ckpt: Path, cfg: TrainConfig) -> str:
-    """Fields of the checkpoint's config that differ from ``cfg`` (ignoring those in _RESUMABLE_CHANGES)."""
-    old = json.loads((ckpt / "state.json").read_text()).get("config", {})
-    new = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-    diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items()
-            if k not in _RESUMABLE_CHANGES and old.get(k) != v]
+    """Fields of the checkpoint's config that differ from ``cfg`` (those of :func:`result_config`)."""
+    old = result_config(json.loads((ckpt / "state.json").read_text()).get("config", {}))
+    new = result_config(cfg)
+    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     return ", ".join(diff)
 
 
