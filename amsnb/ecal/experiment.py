@@ -242,8 +242,8 @@ def model_folder(wd: Workdir, tag: str) -> Path:
 
 
 def train_request(model: str, preset: str, data: EcalData, config, seed: int) -> dict:
-    """Every parameter that can change a trained model: architecture, training config, seed and the data choice."""
-
+    """Every parameter that can change a trained model: architecture, training config, seed and the data choice
+    (without DA, not the target's)."""
     from ..train.trainer import result_config
 
     cfg = result_config(config)
