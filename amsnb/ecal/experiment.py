@@ -121,8 +121,8 @@ def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_
 
 def _class_mix_weights(labels: np.ndarray, electron_fraction: float) -> np.ndarray:
     """Domain-loss weights pi_target(c) / pi_source(c) per training event (mean 1 over the training set)."""
-    if not 0.0 < electron_fraction < 1.0:
-        raise ConfigError(f"target_electron_fraction={electron_fraction}: give the target's electron share in (0, 1)")
+    if not 0.0 <= electron_fraction <= 1.0:
+        raise ConfigError(f"target_electron_fraction={electron_fraction}: give the target's electron share in [0, 1]")
     fs = float((labels == 1).mean())
     if not 0.0 < fs < 1.0:
         raise ConfigError("target_electron_fraction: the training set needs electrons and protons")
