@@ -161,8 +161,12 @@ class EcalDataset:
 
     def with_domain_weights(self, weights) -> EcalDataset:
         """The same items with per-item weights in the domain loss."""
-        return EcalDataset(self.cache, self.indices, not np.all(self.weights == 1),
-                           bool((self.labels == -1).all()) and len(self.labels) > 0, weights)
+        return self._like(self.indices, weights)
+
+    def _like(self, indices, domain_weights=None) -> EcalDataset:
+        """Other items of the same cache with this dataset's flags (flux weights, unlabeled)."""
+        unlabeled = bool((self.labels == -1).all()) and len(self.labels) > 0
+        return EcalDataset(self.cache, indices, not np.all(self.weights == 1), unlabeled, domain_weights)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -199,10 +203,7 @@ class EcalDataset:
         rng = np.random.default_rng(seed)
         perm = rng.permutation(len(self.indices))
         k = int(round(fraction * len(perm)))
-        a, b = np.sort(self.indices[perm[:k]]), np.sort(self.indices[perm[k:]])
-        unl = bool((self.labels == -1).all()) and len(self.labels) > 0
-        use_w = not np.all(self.weights == 1)
-        return (EcalDataset(self.cache, a, use_w, unl), EcalDataset(self.cache, b, use_w, unl))
+        return self._like(np.sort(self.indices[perm[:k]])), self._like(np.sort(self.indices[perm[k:]]))
 
     def where(self, mask: np.ndarray) -> EcalDataset:
         """The items where ``mask`` (one bool per item) is true, in order, e.g. the target events of an energy
@@ -210,8 +211,7 @@ class EcalDataset:
         mask = np.asarray(mask, bool)
         if mask.shape != self.indices.shape:
             raise ConfigError(f"{self.cache.folder}: mask of {mask.shape[0]} values for {len(self)} items")
-        unl = bool((self.labels == -1).all()) and len(self.labels) > 0
-        return EcalDataset(self.cache, self.indices[mask], not np.all(self.weights == 1), unl)
+        return self._like(self.indices[mask])
 
     def subset(self, n: int | None, seed: int = 0) -> EcalDataset:
         """At most ``n`` random events (all if None), keeping their order."""

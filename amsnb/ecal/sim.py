@@ -841,9 +841,9 @@ def _chunk_to_slot(key, slot, fn, task) -> tuple[int, dict]:
     fresh chunk-sized output (26 MB per 5k events, 104 MB for the CLI's 20k, whose pages fault in on first touch)."""
     buf = _SHARED[key]
     if fn is _root_chunk:
-        m = int(task[0])
+        m, kwargs = int(task[0]), task[-1]  # _root_chunk's first and last arguments: events, simulate's keywords
         ex = _root_chunk(*task, out={k: v[slot, :m] for k, v in buf.items()})
-        return m, (ex if task[8].get("extras") else {})
+        return m, (ex if kwargs.get("extras") else {})
     arr = fn(*task)
     m = len(arr["event"])
     for k, v in buf.items():
