@@ -55,6 +55,7 @@ match_class_mix = False  # weight the training events in the domain loss to the 
 compare_without_da = True  # with use_da: also train (or reuse) the same model without DA, for the diagnostics
 num_workers = 0
 cpu_threads = 1  # torch CPU threads (None: all cores); 1 avoids oversubscription on a shared machine
+cache_dtype = "float32"  # training-cache images: float32 MeV | log16 (float16 of ln(1 + MeV), half the size)
 fresh = False  # True: recompute every artefact of the run folder made before this run
 
 # %%
@@ -87,7 +88,7 @@ sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
                         test_protons=test_protons or None, target_events=target_events or None, cuts=cuts,
                         input_files=input_files or None, mapping=mapping or None)
 data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed, target_window=target_window,
-                          max_target_events=max_target_events or None)
+                          max_target_events=max_target_events or None, cache_dtype=cache_dtype)
 class_mix = None
 if use_da and match_class_mix:  # the target's electron share, from notebook 03's BDT (trained here if missing)
     baselines.ensure_baseline_scores(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
@@ -95,7 +96,7 @@ if use_da and match_class_mix:  # the target's electron share, from notebook 03'
                                      cuts=cuts, input_files=input_files or None, mapping=mapping or None)
     class_mix = experiment.target_electron_fraction(wd, data)
     data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed, target_window=target_window,
-                              max_target_events=max_target_events or None,
+                              max_target_events=max_target_events or None, cache_dtype=cache_dtype,
                               target_electron_fraction=class_mix["fraction"])
 data.counts, class_mix
 

@@ -164,14 +164,18 @@ def test_selected_sets_and_cache(tmp_path, capsys):
     folder = cache.build_cache(sets["mc_high"], wd.path / "cache", progress=False)
     created = provenance.read_stamp(folder).created
     assert provenance.read_stamp(cache.build_cache(sets["mc_high"], wd.path / "cache")).created == created
-    cache.build_cache(sets["mc_high"], wd.path / "cache", dtype="float16", progress=False)
-    assert provenance.read_stamp(folder).request["dtype"] == "float16"
-    assert np.load(folder / "images.npy", mmap_mode="r").dtype == np.float16
+    half = cache.build_cache(sets["mc_high"], wd.path / "cache", dtype="float16", progress=False)
+    assert half != folder and provenance.read_stamp(half).request["dtype"] == "float16"
+    assert np.load(half / "images.npy", mmap_mode="r").dtype == np.float16
+    assert provenance.read_stamp(cache.build_cache(sets["mc_high"], wd.path / "cache")).created == created
+    capsys.readouterr()
+    cache.build_cache(sets["mc_high"], wd.path / "cache", max_events=100, progress=False)
+    assert "cache/mc_high: max_events null -> 100, caching" in capsys.readouterr().out
     # the sets were reselected above: a cache of the old mc_high is no longer current
     datasets.ensure_ecal_sets(wd, **kw, test_fraction=0.3)
     capsys.readouterr()
     cache.build_cache(sets["mc_high"], wd.path / "cache", dtype="float16", progress=False)
-    assert "cache/mc_high: input source changed, caching" in capsys.readouterr().out
+    assert "cache/mc_high.float16: input source changed, caching" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -46,7 +46,8 @@ def encode(images_mev: np.ndarray, dtype: str) -> np.ndarray:
 def build_cache(root_file: str | os.PathLike, cache_dir: str | os.PathLike, dtype: str = "float32",
                 max_events: int | None = None, progress: bool = True, name: str | None = None,
                 fresh: bool = False) -> Path:
-    """Convert ``root_file`` (ECAL schema) into ``cache_dir/<name>/``; returns that folder.
+    """Convert ``root_file`` (ECAL schema) into ``cache_dir/<name>/`` (default name: the file's stem, with
+    ``.<dtype>`` appended unless float32); returns that folder.
 
     The folder is an :mod:`amsnb.provenance` artefact: reused only if it was made from the same source (its stamp,
     or size and mtime for a user's file) with the same dtype and ``max_events``.
@@ -59,7 +60,8 @@ def build_cache(root_file: str | os.PathLike, cache_dir: str | os.PathLike, dtyp
                              "path")
     if dtype not in DTYPES:
         raise ConfigError(f"cache dtype='{dtype}': use one of {', '.join(DTYPES)}")
-    out = Path(cache_dir) / (name or path.stem)
+    # a compact cache lives beside the float32 one (switching dtype back and forth rebuilds nothing)
+    out = Path(cache_dir) / (name or (path.stem if dtype == "float32" else f"{path.stem}.{dtype}"))
     stamp = provenance.Stamp("amsnb.ecal.cache", str(FORMAT_VERSION), {"dtype": dtype, "max_events": max_events},
                              {"source": provenance.identity(path)})
     provenance.ensure(out, stamp, lambda folder: _convert(path, folder, dtype, max_events, progress), fresh=fresh,
