@@ -477,6 +477,19 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], schema: TreeSchema, where:
     return lengths.pop()
 
 
+def _reuse_large_buffers() -> None:
+    """Let glibc serve the writer's per-basket buffers (the basket's bytes, its big-endian and compressed copies:
+    ~30 MB for a 3000-event image basket) from the heap instead of mapping them anew for every basket.
+
+    glibc maps blocks above its mmap threshold (128 kB at start) and unmaps them on free, so each basket's buffers
+    were fresh pages to fault in (2.5 faults per shower on this VM, writing at 12-28 us per shower). Freeing one
+    mapped block raises the threshold to that block's size (at most 32 MB) and the trim threshold to twice it:
+    glibc's own dynamic rule, which any large free in a session triggers anyway, so no ``mallopt`` is needed. After
+    one untouched 30 MB block the buffers come from the heap and are reused (0 faults, 8 us per shower)."""
+    block = np.empty(30 << 20, np.uint8)  # malloc'd (mapped), never touched
+    del block
+
+
 class TreeWriter:
     """Write a schema tree in chunks: ``with TreeWriter(path, ECAL) as w: w.extend(chunk)``.
 
@@ -495,6 +508,7 @@ class TreeWriter:
         if compression not in comp:
             raise SchemaError(f"compression='{compression}' is not one of {list(comp)}")
         self._file = uproot.recreate(self._tmp, compression=comp[compression])
+        _reuse_large_buffers()
         self._tree = None
         self.n_written = 0
 

@@ -325,6 +325,22 @@ def test_same_events_whatever_the_number_of_workers(tmp_path, kind):
             np.testing.assert_array_equal(files[0][name], written[name], err_msg=name)
 
 
+def test_the_cli_writes_what_the_library_writes(tmp_path):
+    """``amsnb simulate ecal --preset protons`` is ``simulate_to_root`` with its default chunking
+    (``ROOT_CHUNK``-event chunks, chunk k seeded by (seed, k)), whatever the number of workers: 2.4 chunks here."""
+    from amsnb.cli import main
+
+    n = int(2.4 * ecal.ROOT_CHUNK)
+    path = tmp_path / "cli.root"
+    assert main(["simulate", "ecal", "--preset", "protons", "--n", str(n), "--seed", "6", "--domain", "iss",
+                 "--workers", "2", "--out", str(path)]) == 0
+    cli = io.read(path)
+    ref = ecal.simulate_chunked(n, "proton", "iss", seed=6, workers=1)
+    assert len(cli["event"]) == n
+    for name in ref:
+        np.testing.assert_array_equal(cli[name], ref[name], err_msg=name)
+
+
 def test_mc_vs_iss_shifts():
     """The domain knobs' effect on 1-2 TeV electrons (docs/simulation.md, notebook 01's mc-vs-iss figures): ISS
     showers ~0.3 X0 deeper (depth_shift_x0; measured 0.26-0.27 X0 here, stat. 0.033 X0 from ~1500 central showers

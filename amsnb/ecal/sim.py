@@ -241,7 +241,8 @@ def radial_parameters(e_gev: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, n
     z = Z_EFF
     r_c = 0.0251 + 0.00319 * le + (0.1162 - 0.000381 * z) * tau
     k4 = 0.3585 + 0.0412 * le
-    r_t = (0.659 - 0.00309 * z) * (np.exp(-2.59 * (tau - 0.645)) + np.exp(k4 * (tau - 0.645)))
+    with np.errstate(over="ignore"):  # tau > ~1000 (a tiny sub-shower, far past its maximum): inf, clipped at 50
+        r_t = (0.659 - 0.00309 * z) * (np.exp(-2.59 * (tau - 0.645)) + np.exp(k4 * (tau - 0.645)))
     p1, p2, p3 = 2.632 - 0.00094 * z, 0.401 + 0.00187 * z, 1.313 - 0.0686 * le
     p3 = np.maximum(p3, 0.2)
     p = p1 * np.exp((p2 - tau) / p3 - np.exp((p2 - tau) / p3))
@@ -736,8 +737,14 @@ def _simulate_block(rng, n, particle, dom, gain, lo, hi, norm, width, spectral_i
             **{f"truth_{k}": np.asarray(v) for k, v in ex.items()}}
 
 
+#: Events per chunk of :func:`simulate_to_root`, :func:`simulate_chunked` and ``amsnb simulate ecal``: chunk ``k``
+#: is seeded by ``(seed, k)``, so the chunk size is part of a file's identity. 5k keeps 2 workers evenly busy on
+#: 1e5 events (20 chunks; 20k gave 5, the last one simulated alone) and the writer starts after 5k events.
+ROOT_CHUNK = 5_000
+
+
 def simulate_to_root(path: str | Path, n: int, particle: str = "electron", domain: str | EcalDomain = "mc",
-                     seed: int = 0, energy_range: tuple[float, float] = (200.0, 2000.0), chunk: int = 20_000,
+                     seed: int = 0, energy_range: tuple[float, float] = (200.0, 2000.0), chunk: int = ROOT_CHUNK,
                      progress: bool = True, workers: int | None = 1, **kwargs) -> Path:
     """Simulate ``n`` events in chunks of ``chunk`` straight into a ROOT file (bounded memory, ``.part`` until done).
 
@@ -750,7 +757,7 @@ def simulate_to_root(path: str | Path, n: int, particle: str = "electron", domai
 
 
 def simulate_chunked(n: int, particle: str = "electron", domain: str | EcalDomain = "mc", seed: int = 0,
-                     energy_range: tuple[float, float] = (200.0, 2000.0), chunk: int = 20_000,
+                     energy_range: tuple[float, float] = (200.0, 2000.0), chunk: int = ROOT_CHUNK,
                      workers: int | None = 1, **kwargs) -> dict[str, np.ndarray]:
     """The events :func:`simulate_to_root` writes for the same arguments, as arrays, simulated by ``workers``
     processes (``None``/0: one per core). Chunk ``k`` is seeded by ``(seed, k)``, so the events do not depend on
@@ -838,7 +845,7 @@ def _chunk_to_slot(key, slot, fn, task) -> tuple[int, dict]:
     """Worker: ``fn(*task)`` copied into slot ``slot`` of the shared buffers ``_SHARED[key]``; returns the number of
     events and the arrays that are not ECAL branches (pickled back). A :func:`simulate_to_root` chunk is simulated
     straight into the slot (the same events: :func:`_simulate_into` writes every branch), which saves its copy and a
-    fresh chunk-sized output (26 MB per 5k events, 104 MB for the CLI's 20k, whose pages fault in on first touch)."""
+    fresh chunk-sized output (26 MB per 5k events, whose pages fault in on first touch)."""
     buf = _SHARED[key]
     if fn is _root_chunk:
         m, kwargs = int(task[0]), task[-1]  # _root_chunk's first and last arguments: events, simulate's keywords
@@ -1148,7 +1155,8 @@ def cli_main(argv: list[str] | None = None) -> int:
                          workers=args.workers)
     else:
         spec = SetSpec("mixed", args.domain, 0, 0, rng_range)
-        write_set(args.out, spec, args.n // 2, args.n - args.n // 2, args.seed, 0, workers=args.workers)
+        write_set(args.out, spec, args.n // 2, args.n - args.n // 2, args.seed, 0, chunk=ROOT_CHUNK,
+                  workers=args.workers)
     print(args.out)
     return 0
 
