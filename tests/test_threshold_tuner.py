@@ -141,3 +141,20 @@ def test_unlabelled_sets_are_left_out(scores):
     assert list(t.w_set.options) == ["mc_high_test"]
     with pytest.raises(EmptySelectionError, match="label"):
         ThresholdTuner({"demo_bdt": {"iss_target": a}})
+
+
+def test_the_dashboards_demo_folder_goes_when_its_process_exits():
+    """The dashboard without a workdir writes demo score files to a temporary folder; it must not outlive the kernel
+    (it used to leave one /tmp/amsnb_tuner_* folder per launch)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("from amsnb.widgets.threshold_tuner import demo_workdir, ThresholdTuner\n"
+            "wd = demo_workdir(3, n_proton=300, n_electron=100)\n"
+            "ThresholdTuner.from_workdir(wd)\n"
+            "print(wd)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    wd = Path(out.stdout.strip().splitlines()[-1])
+    assert wd.name == "demo" and wd.parent.name.startswith("amsnb_tuner_")
+    assert not wd.parent.exists()

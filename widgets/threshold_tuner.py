@@ -36,14 +36,11 @@ efficiency = 0.9  # initial target electron efficiency
 seed = 7  # seed of the demonstration scores
 
 # %%
-import tempfile
-from pathlib import Path
-
-from amsnb.widgets.threshold_tuner import ThresholdTuner, write_demo_workdir
+from amsnb.widgets.threshold_tuner import ThresholdTuner, demo_workdir
 
 if score_files:
     tuner = ThresholdTuner.from_files(score_files, efficiency=efficiency)
 else:
-    wd = workdir or write_demo_workdir(Path(tempfile.mkdtemp(prefix="amsnb_tuner_")) / "demo", seed=seed)
+    wd = workdir or demo_workdir(seed)  # removed when the kernel exits
     tuner = ThresholdTuner.from_workdir(wd, efficiency=efficiency)
 tuner

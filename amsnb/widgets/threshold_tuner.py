@@ -100,6 +100,21 @@ def demo_scores(seed: int = 7, n_proton: int = 20000, n_electron: int = 5000) ->
     return out
 
 
+#: Temporary folders of :func:`demo_workdir`, kept alive until the interpreter (the dashboard's kernel) exits.
+_DEMO_DIRS: list = []
+
+
+def demo_workdir(seed: int = 7, **kw) -> Path:
+    """:func:`write_demo_workdir` into a temporary folder that is removed when the process exits: the dashboard
+    without a workdir used to leave one ``/tmp/amsnb_tuner_*`` folder per launch. A working point saved there is
+    demonstration output and goes with it."""
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory(prefix="amsnb_tuner_")
+    _DEMO_DIRS.append(tmp)
+    return write_demo_workdir(Path(tmp.name) / "demo", seed=seed, **kw)
+
+
 def write_demo_workdir(workdir, seed: int = 7, **kw) -> Path:
     """Write :func:`demo_scores` as score files into ``workdir`` (amsnb.scores format); returns the workdir path."""
     from .. import scores as _scores
