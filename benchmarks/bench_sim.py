@@ -15,7 +15,8 @@ import numpy as np
 
 
 def _best(fn, repeat=2):
-    return _best_cpu(fn, repeat)[::2]
+    wall, _, out, _ = _best_cpu(fn, repeat)
+    return wall, out
 
 
 def _cpu() -> float:
@@ -35,17 +36,16 @@ def _sys() -> float:
 
 
 def _best_cpu(fn, repeat=2):
-    """(wall seconds, CPU seconds, result) of the fastest of ``repeat`` runs. On a shared machine the CPU seconds
-    (all processes of the run) give the load-independent cost: events per CPU-second x cores bounds what the cores
-    deliver when nothing else runs. ``_best_cpu.sys_share`` keeps the kernel's share of the fastest run's CPU."""
+    """(wall seconds, CPU seconds, result, the kernel's share of that CPU) of the fastest of ``repeat`` runs. On a
+    shared machine the CPU seconds (all processes of the run) give the load-independent cost: events per CPU-second
+    x cores bounds what the cores deliver when nothing else runs."""
     best = None
     for _ in range(repeat):
         t0, c0, s0 = time.perf_counter(), _cpu(), _sys()
         out = fn()
-        wall, cpu = time.perf_counter() - t0, _cpu() - c0
+        wall, cpu, sys_s = time.perf_counter() - t0, _cpu() - c0, _sys() - s0
         if best is None or wall < best[0]:
-            best = (wall, cpu, out)
-            _best_cpu.sys_share = (_sys() - s0) / max(cpu, 1e-9)
+            best = (wall, cpu, out, sys_s / max(cpu, 1e-9))
     return best
 
 
@@ -102,7 +102,8 @@ def run(quick: bool) -> list[dict]:
     kern = "numba kernels" if _kernels.HAVE_NUMBA else "NumPy fallback"
     cpu_rate = lambda k, c: f"{k / c / 1e3:.1f}k per CPU-second"  # noqa: E731
     for part in ("electron", "proton"):
-        t, c, arrays[part] = _best_cpu(lambda p=part: ecal.simulate(n, p, "mc", seed=1, energy_range=(200.0, 2000.0)))
+        t, c, arrays[part], _ = _best_cpu(lambda p=part: ecal.simulate(n, p, "mc", seed=1,
+                                                                       energy_range=(200.0, 2000.0)))
         rows.append({"name": f"generate {part}s, 1 proc", "value": n / t, "unit": "showers/s",
                      "note": f"simulate, {n} events 0.2-2 TeV, images + reconstruction, {kern}, {cpu_rate(n, c)}, "
                              f"{load()}"})
@@ -110,7 +111,7 @@ def run(quick: bool) -> list[dict]:
                      "note": "same run; 1 = as fast as drawing the cell fluctuations alone"})
     if cores > 1:
         for part in ("electron", "proton"):
-            t, c, _ = _best_cpu(lambda p=part: ecal.simulate_chunked(n_par, p, "mc", seed=1, chunk=5000,
+            t, c, _, _ = _best_cpu(lambda p=part: ecal.simulate_chunked(n_par, p, "mc", seed=1, chunk=5000,
                                                                       workers=cores))
             rows.append({"name": f"generate {part}s, {cores} proc", "value": n_par / t, "unit": "showers/s",
                          "note": f"simulate_chunked, {n_par} events in chunks of 5k, {cores} forked workers writing "
@@ -121,12 +122,13 @@ def run(quick: bool) -> list[dict]:
     try:
         for part in ("electron", "proton"):
             for workers in sorted({1, cores}):
-                t_gw, c_gw, _ = _best_cpu(lambda p=part, w=workers: ecal.simulate_to_root(  # a new file (see _cli)
+                # each row writes a new file (see _cli)
+                t_gw, c_gw, _, sys_share = _best_cpu(lambda p=part, w=workers: ecal.simulate_to_root(
                     tmp / f"{p}-{w}.root", n_par, p, seed=1, chunk=5000, progress=False, workers=w), 1)
                 rows.append({"name": f"generate + write {part}s, {workers} proc", "value": n_par / t_gw,
                              "unit": "showers/s",
                              "note": f"simulate_to_root, {n_par} events, LZ4(1), chunks of 5k, "
-                                     f"{cpu_rate(n_par, c_gw)} ({100 * _best_cpu.sys_share:.0f} % of it in the "
+                                     f"{cpu_rate(n_par, c_gw)} ({100 * sys_share:.0f} % of it in the "
                                      f"kernel), {load()}"})
         start_up, _ = _cli(tmp, "protons", 1000, 0)
         rows.append({"name": "CLI start-up (wall)", "value": start_up, "unit": "s",

@@ -87,16 +87,15 @@ tag
 sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
                         test_protons=test_protons or None, target_events=target_events or None, cuts=cuts,
                         input_files=input_files or None, mapping=mapping or None)
-data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed, target_window=target_window,
-                          max_target_events=max_target_events or None, cache_dtype=cache_dtype)
+prep_options = dict(target_window=target_window, max_target_events=max_target_events or None, cache_dtype=cache_dtype)
+data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed, **prep_options)
 class_mix = None
 if use_da and match_class_mix:  # the target's electron share, from notebook 03's BDT (trained here if missing)
     baselines.ensure_baseline_scores(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
                                      test_protons=test_protons or None, target_events=target_events or None,
                                      cuts=cuts, input_files=input_files or None, mapping=mapping or None)
     class_mix = experiment.target_electron_fraction(wd, data)
-    data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed, target_window=target_window,
-                              max_target_events=max_target_events or None, cache_dtype=cache_dtype,
+    data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed, **prep_options,
                               target_electron_fraction=class_mix["fraction"])
 data.counts, class_mix
 
