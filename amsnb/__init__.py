@@ -8,8 +8,9 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"io", "derive", "schema", "mapping", "errors", "runner", "profiles", "cuts", "models", "train",
-               "metrics", "plotting", "widgets", "scores", "workdir", "provenance", "export", "ecal", "nuclei"}
+_SUBMODULES = {"io", "derive", "schema", "mapping", "errors", "runner", "profiles", "notebook", "cuts", "models",
+               "train", "metrics", "tables", "working_points", "plotting", "widgets", "scores", "workdir", "provenance",
+               "export", "ecal", "nuclei"}
 
 
 def _wire_derivations() -> None:

@@ -454,7 +454,10 @@ def read(files, schema: TreeSchema | str = ECAL, branches: Iterable[str] | None 
     return out
 
 
-def num_entries(path: str | os.PathLike, tree: str = "ecal") -> int:
+def num_entries(path: str | os.PathLike, tree: str = "ecal", mapping=None) -> int:
+    """Entries of ``tree`` in one file; with a branch ``mapping`` (for the ECAL schema), its tree name."""
+    if mapping is not None:
+        tree = load_mapping(mapping, ECAL).tree or tree
     return int(open_tree(path, tree).num_entries)
 
 

@@ -15,25 +15,31 @@ limit, ``is_lower_limit`` is True and ``rejection_hi`` is ``inf`` (unbounded). N
 
 ROC AUC comes from ``sklearn.metrics.roc_auc_score`` (:func:`roc_auc`, with the Hanley-McNeil error in
 :func:`auc_with_error`); pass fractions of any selection use :func:`efficiency` / :func:`binned_efficiency`
-(the same Clopper-Pearson rule on effective counts). The :class:`WorkingPointEngine` answers threshold and
-target-efficiency queries in O(log n) per energy bin for the threshold tuner (``amsnb.widgets.threshold_tuner``).
+(the same Clopper-Pearson rule on effective counts). Every pass is counted with :func:`passes`.
+
+This module computes; its neighbours hold the rest: :mod:`amsnb.tables` renders the rows computed here (text,
+HTML, the flat ``metrics.json`` form); :mod:`amsnb.working_points` holds the working-point files and the O(log n)
+:class:`~amsnb.working_points.WorkingPointEngine` of the threshold tuner (also the sort behind
+:func:`rejection_curve`); :func:`amsnb.scores.load_scores` reads a workdir's score files.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import math
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .errors import ConfigError, EmptySelectionError, InputFileError, SchemaError
+from .errors import ConfigError, EmptySelectionError, SchemaError
 
 #: Electron efficiencies of the comparison table (seed 000 quotes 90 %; 80 and 95 % bracket it).
 TABLE_EFFICIENCIES = (0.8, 0.9, 0.95)
+
+
+def passes(score, threshold) -> np.ndarray:
+    """The one pass rule of amsnb (seed 000): an event passes a cut on its score when ``score >= threshold``. Every
+    efficiency, rejection and selection (ECAL and nuclei, tuner and notebooks) counts through it."""
+    return np.asarray(score) >= threshold
 
 
 # ------------------------------------------------------------------------------------------------ intervals
@@ -165,20 +171,19 @@ class RejectionPoint:
         return d
 
     def rejection_text(self) -> str:
-        """``"1234 [1100, 1390]"`` or ``"> 2300 (68% CL)"``: the form shown in tables and widgets."""
+        """``"1234 [1100, 1390]"`` or ``"> 2300 (68% CL lower limit)"``: the form shown in tables and widgets
+        (numbers as :func:`amsnb.tables.format_number`)."""
+        from .tables import format_number as _fmt
+
         if self.is_lower_limit:
             return f"> {_fmt(self.rejection)} ({self.cl:.0%} CL lower limit)"
         return f"{_fmt(self.rejection)} [{_fmt(self.rejection_lo)}, {_fmt(self.rejection_hi)}]"
 
 
-def _fmt(x: float) -> str:
-    if not math.isfinite(x):
-        return "inf"
-    return f"{x:.4g}" if x < 1e5 else f"{x:.3e}"
 
-
-def _prepare(score, label, weight=None, energy=None, *, name: str = "scores"):
-    """Validated float arrays with unknown labels (-1) removed."""
+def prepare_scores(score, label, weight=None, energy=None, *, name: str = "scores"):
+    """Validated float arrays with unknown labels (-1) removed: what every figure of merit here (and the working-point
+    engine of the threshold tuner) computes on."""
     score = np.asarray(score, dtype=np.float64).ravel()
     label = np.asarray(label).ravel()
     if score.shape != label.shape:
@@ -241,8 +246,8 @@ def point_from_sums(threshold, n_sig, n_sig_pass, ws, ws2, ws_pass, n_bkg, n_bkg
 
 def threshold_for_efficiency(score, label, weight=None, efficiency: float = 0.9) -> float:
     """Largest threshold whose (weighted) electron efficiency is >= ``efficiency`` (pass: score >= threshold)."""
-    _check_eff(efficiency)
-    score, label, weight = _prepare(score, label, weight)
+    check_efficiency(efficiency)
+    score, label, weight = prepare_scores(score, label, weight)
     sig = label == 1
     if not sig.any():
         raise EmptySelectionError("no electrons (label 1) in the selection: no threshold gives an efficiency")
@@ -256,16 +261,17 @@ def _threshold_from_sorted(sig_score: np.ndarray, sig_w: np.ndarray, efficiency:
     return float(s[min(i, len(s) - 1)])
 
 
-def _check_eff(efficiency: float) -> None:
+def check_efficiency(efficiency: float) -> None:
+    """ConfigError unless a target electron efficiency is in (0, 1]."""
     if not 0.0 < efficiency <= 1.0:
         raise ConfigError(f"efficiency={efficiency}: the target electron efficiency must be in (0, 1], e.g. 0.9")
 
 
 def rejection_at_threshold(score, label, weight=None, threshold: float = 0.5, cl: float = 0.68) -> RejectionPoint:
     """Working point for a fixed threshold (events with ``score >= threshold`` pass)."""
-    score, label, weight = _prepare(score, label, weight)
+    score, label, weight = prepare_scores(score, label, weight)
     sig, bkg = label == 1, label == 0
-    return _point(threshold, weight[sig], score[sig] >= threshold, weight[bkg], score[bkg] >= threshold, cl)
+    return _point(threshold, weight[sig], passes(score[sig], threshold), weight[bkg], passes(score[bkg], threshold), cl)
 
 
 def rejection_at_efficiency(score, label, weight=None, efficiency: float = 0.9, cl: float = 0.68) -> RejectionPoint:
@@ -319,6 +325,8 @@ def default_efficiencies(n: int = 60, lo: float = 0.5, hi: float = 0.995) -> np.
 
 def rejection_curve(score, label, weight=None, efficiencies=None, cl: float = 0.68, name: str = "") -> RejectionCurve:
     """Rejection at each target electron efficiency (default 0.5 to 0.995), computed from one sort."""
+    from .working_points import WorkingPointEngine
+
     eng = WorkingPointEngine(score, label, weight, name=name or "scores")
     effs = default_efficiencies() if efficiencies is None else np.asarray(efficiencies, float)
     return RejectionCurve([eng.at_efficiency(e, cl=cl) for e in effs], name=name)
@@ -353,9 +361,9 @@ def rejection_vs_energy(score, label, energy, weight=None, edges=None, efficienc
     protons give ``None``. Default edges: ``n_bins`` log-spaced bins over the energy range of the events."""
     if mode not in ("global", "per_bin"):
         raise ConfigError(f"mode='{mode}' must be 'global' or 'per_bin'")
-    _check_eff(efficiency)
-    score, label, weight, energy = _prepare(score, label, weight, energy, name=name or "scores")
-    edges = _edges(energy, edges, n_bins)
+    check_efficiency(efficiency)
+    score, label, weight, energy = prepare_scores(score, label, weight, energy, name=name or "scores")
+    edges = bin_edges(energy, edges, n_bins)
     gthr = None
     if mode == "global":
         sig = label == 1
@@ -374,7 +382,9 @@ def rejection_vs_energy(score, label, energy, weight=None, edges=None, efficienc
                        global_threshold=gthr)
 
 
-def _edges(energy: np.ndarray, edges, n_bins: int) -> np.ndarray:
+def bin_edges(energy: np.ndarray, edges, n_bins: int) -> np.ndarray:
+    """Energy bin edges: the given ones, checked, or ``n_bins`` over the events' energy range (log-spaced if it is
+    positive)."""
     if edges is not None:
         edges = np.asarray(edges, float)
         if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
@@ -395,7 +405,7 @@ def roc_auc(score, label, weight=None) -> float:
     of amsnb (training metrics, score summaries, baselines, domain probes, the nuclei study)."""
     from sklearn.metrics import roc_auc_score
 
-    score, label, weight = _prepare(score, label, weight)
+    score, label, weight = prepare_scores(score, label, weight)
     if len(np.unique(label)) < 2:
         raise EmptySelectionError("roc_auc: needs both classes, 1 (electrons/signal) and 0 (protons/background), "
                                   "in the selection")
@@ -406,7 +416,7 @@ def auc_with_error(score, label, weight=None) -> tuple[float, float]:
     """:func:`roc_auc` and its standard error (Hanley & McNeil, Radiology 143 (1982) 29), with the effective
     numbers of signal and background events when weighted."""
     a = roc_auc(score, label, weight)
-    _, label, weight = _prepare(score, label, weight)
+    _, label, weight = prepare_scores(score, label, weight)
     n1, n0 = (float(weight[label == c].sum() ** 2 / (weight[label == c] ** 2).sum()) for c in (1, 0))
     q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
     se = math.sqrt(max(a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a), 0.0) / (n1 * n0))
@@ -431,7 +441,7 @@ def roc_curve(score, label, weight=None):
     """(proton efficiency, electron efficiency, thresholds) from ``sklearn.metrics.roc_curve``."""
     from sklearn.metrics import roc_curve as _roc
 
-    score, label, weight = _prepare(score, label, weight)
+    score, label, weight = prepare_scores(score, label, weight)
     return _roc(label, score, sample_weight=weight)
 
 
@@ -439,7 +449,11 @@ def comparison_table(scores: dict[str, dict[str, np.ndarray]], efficiencies=TABL
                      use_weights: bool = True) -> list[dict]:
     """One row per model: rejection (with interval) and misidentified protons at each efficiency, AUC.
 
-    ``scores``: {model: score-file arrays (``amsnb.scores.read_scores``)}."""
+    ``scores``: {model: score-file arrays (``amsnb.scores.read_scores``)}. Rendered by
+    :func:`amsnb.tables.format_table` / :func:`~amsnb.tables.table_html`, flattened by
+    :func:`~amsnb.tables.key_figures`."""
+    from .working_points import WorkingPointEngine
+
     rows = []
     for model, arr in scores.items():
         w = arr.get("weight") if use_weights else None
@@ -458,55 +472,6 @@ def comparison_table(scores: dict[str, dict[str, np.ndarray]], efficiencies=TABL
     return rows
 
 
-def format_table(rows: list[dict], efficiencies=TABLE_EFFICIENCIES) -> str:
-    """The comparison table as fixed-width text (pandas is not a dependency)."""
-    keys = [f"{round(100 * e)}" for e in efficiencies]
-    head = ["model", "AUC"] + [f"R@{k}% [interval]" for k in keys] + [f"mis@{k}%" for k in keys]
-    body = []
-    for r in rows:
-        rej = []
-        for k in keys:
-            if r[f"rej{k}_is_limit"]:
-                rej.append(f">{_fmt(r[f'rej{k}'])}")
-            else:
-                rej.append(f"{_fmt(r[f'rej{k}'])} [{_fmt(r[f'rej{k}_lo'])}, {_fmt(r[f'rej{k}_hi'])}]")
-        body.append([r["model"], f"{r['auc']:.5f}"] + rej + [str(r[f"mis{k}"]) for k in keys])
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *body]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def key_figures(rows: list[dict], eval_set: str, efficiencies=TABLE_EFFICIENCIES) -> dict:
-    """Flat ``{"<model>_<set>_<figure>": value}`` of a comparison table (AUC, misidentified protons, rejection and
-    its limit flag), the form the regression references (tests/reference/NN.json) compare."""
-    out = {}
-    for r in rows:
-        pre = f"{r['model']}_{eval_set}"
-        out[f"{pre}_auc"], out[f"{pre}_n_sig"], out[f"{pre}_n_bkg"] = r["auc"], r["n_sig"], r["n_bkg"]
-        for e in efficiencies:
-            k = f"{round(100 * e)}"
-            out[f"{pre}_mis{k}"], out[f"{pre}_rej{k}"] = r[f"mis{k}"], r[f"rej{k}"]
-            out[f"{pre}_rej{k}_is_limit"] = r[f"rej{k}_is_limit"]
-    return out
-
-
-def table_html(rows: list[dict], efficiencies=TABLE_EFFICIENCIES) -> str:
-    """The comparison table as an HTML table (for ``IPython.display.HTML``)."""
-    text = format_table(rows, efficiencies).splitlines()
-    head = [c for c in text[0].split("  ") if c.strip()]
-    out = ["<table class='amsnb-comparison'><tr>" + "".join(f"<th>{h.strip()}</th>" for h in head) + "</tr>"]
-    keys = [f"{round(100 * e)}" for e in efficiencies]
-    for r in rows:
-        cells = [r["model"], f"{r['auc']:.5f}"]
-        for k in keys:
-            cells.append(f"&gt; {_fmt(r[f'rej{k}'])}" if r[f"rej{k}_is_limit"] else
-                         f"{_fmt(r[f'rej{k}'])} [{_fmt(r[f'rej{k}_lo'])}, {_fmt(r[f'rej{k}_hi'])}]")
-        cells += [str(r[f"mis{k}"]) for k in keys]
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return "\n".join(out + ["</table>"])
-
-
 def class_fraction(score, ref_score, ref_label, efficiency: float = 0.9) -> dict[str, float]:
     """The signal fraction of an unlabeled sample by adjusted classify-and-count (Forman 2008): the threshold of
     ``efficiency`` on a labeled reference sample gives its true- and false-positive rates; the passing fraction
@@ -516,9 +481,9 @@ def class_fraction(score, ref_score, ref_label, efficiency: float = 0.9) -> dict
     ref_score, ref_label = np.asarray(ref_score), np.asarray(ref_label)
     m = ref_label >= 0
     thr = threshold_for_efficiency(ref_score[m], ref_label[m], None, efficiency)
-    tpr = float((ref_score[m & (ref_label == 1)] >= thr).mean())
-    fpr = float((ref_score[m & (ref_label == 0)] >= thr).mean())
-    f = float((np.asarray(score) >= thr).mean())
+    tpr = float(passes(ref_score[m & (ref_label == 1)], thr).mean())
+    fpr = float(passes(ref_score[m & (ref_label == 0)], thr).mean())
+    f = float(passes(score, thr).mean())
     pi = min(max((f - fpr) / max(tpr - fpr, 1e-12), 0.0), 1.0)
     return {"fraction": pi, "passing_fraction": f, "tpr": tpr, "fpr": fpr, "threshold": float(thr),
             "n": int(len(score))}
@@ -531,7 +496,8 @@ def threshold_transfer(scores: dict, source: str, target: str, efficiency: float
     reaches on ``target`` (Clopper-Pearson interval), the rejection there, and the rejection with the threshold tuned
     on ``target``'s own electrons (what the comparison tables show) for reference.
 
-    ``scores``: {model: {set: score-file arrays}} (:func:`load_scores`)."""
+    ``scores``: {model: {set: score-file arrays}} (:func:`amsnb.scores.load_scores`); rendered by
+    :func:`amsnb.tables.format_transfer_table`."""
     rows = []
     for model, by_set in scores.items():
         if source not in by_set or target not in by_set:
@@ -551,29 +517,6 @@ def threshold_transfer(scores: dict, source: str, target: str, efficiency: float
     return rows
 
 
-def format_transfer_table(rows: list[dict]) -> str:
-    """Fixed-width text of :func:`threshold_transfer` rows."""
-    head = ["model", "threshold from", "applied to", "e-eff reached [68%]", "rejection (passing p)",
-            "own-threshold rejection (passing p)"]
-    body = [[r["model"], r["source"], r["target"],
-             f"{r['efficiency']:.3f} [{r['efficiency_lo']:.3f}, {r['efficiency_hi']:.3f}]",
-             f"{r['rejection']} ({r['n_bkg_pass']} of {r['n_bkg']})",
-             f"{r['own_threshold_rejection']} ({r['own_n_bkg_pass']})"] for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *body]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def on_set(scores: dict, eval_set: str, models=None) -> dict[str, dict[str, np.ndarray]]:
-    """{model: arrays} of the models that have a score file for ``eval_set`` (from :func:`load_scores`)."""
-    out = {m: sets[eval_set] for m, sets in scores.items() if eval_set in sets and (models is None or m in models)}
-    if not out:
-        have = sorted({s for sets in scores.values() for s in sets})
-        raise EmptySelectionError(f"no model has scores for the set '{eval_set}'; sets with scores: {have}")
-    return out
-
-
 def rejection_curves(models: dict, efficiencies=None, cl: float = 0.68,
                      use_weights: bool = False) -> dict[str, RejectionCurve]:
     """{model: rejection vs efficiency} for {model: score arrays} on one set (common efficiency grid)."""
@@ -584,7 +527,7 @@ def rejection_curves(models: dict, efficiencies=None, cl: float = 0.68,
 def energy_edges(models: dict, n_bins: int = 5) -> np.ndarray:
     """``n_bins`` log-spaced energy edges over the labelled events of all models' arrays (shared binning)."""
     e = np.concatenate([np.asarray(a["energy"], float)[np.asarray(a["label"]) >= 0] for a in models.values()])
-    return _edges(e, None, n_bins)
+    return bin_edges(e, None, n_bins)
 
 
 def rejection_vs_energy_models(models: dict, efficiency: float = 0.9, mode: str = "per_bin", edges=None,
@@ -594,232 +537,3 @@ def rejection_vs_energy_models(models: dict, efficiency: float = 0.9, mode: str 
     return {m: rejection_vs_energy(a["score"], a["label"], a["energy"], a.get("weight") if use_weights else None,
                                    edges=edges, efficiency=efficiency, mode=mode, cl=cl, name=m)
             for m, a in models.items()}
-
-
-def energy_table(curves: dict[str, EnergyCurve]) -> list[dict]:
-    """Rows (model, bin, rejection, interval, limit flag, efficiency, threshold, protons passing) for metrics.json."""
-    rows = []
-    for m, c in curves.items():
-        for (lo, hi), p in zip(zip(c.edges[:-1], c.edges[1:]), c.points):
-            if p is not None:
-                rows.append({"model": m, "mode": c.mode, "e_lo": float(lo), "e_hi": float(hi),
-                             "rejection": p.rejection, "rejection_lo": p.rejection_lo,
-                             "rejection_hi": p.rejection_hi, "is_lower_limit": p.is_lower_limit,
-                             "efficiency": p.efficiency, "threshold": p.threshold, "n_bkg_pass": p.n_bkg_pass,
-                             "n_bkg": p.n_bkg})
-    return rows
-
-
-def load_scores(workdir, models=None, sets=None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
-    """{model: {set: arrays}} of every score file in a workdir (``amsnb.scores.available``), optionally only
-    the given models / sets.
-
-    A score file whose provenance stamp shows that its model or its events changed since it was written (the
-    model was retrained, the sets reselected) is stale: it is skipped, and one line says so. Score files without
-    a stamp (brought from another tool) are read as they are.
-    """
-    from . import provenance
-    from . import scores as _scores
-
-    found = _scores.available(workdir)
-    out: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    for model, model_sets in found.items():
-        if models is not None and model not in models:
-            continue
-        for s in model_sets:
-            if sets is not None and s not in sets:
-                continue
-            path = _scores.score_path(workdir, model, s)
-            if provenance.read_stamp(path) is not None:
-                current, why = provenance.is_current(path)
-                if not current:
-                    print(f"scores/{model}/{s}.root: {why}; skipped as stale (rerun the notebook that made it)")
-                    continue
-            out.setdefault(model, {})[s] = _scores.read_scores(path)
-    if not out:
-        raise InputFileError(f"{workdir}: no score files{' for ' + str(models) if models else ''} under scores/; "
-                             "run notebooks 03/04 (or amsnb.ecal.baselines.ensure_baseline_scores) first")
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ fast engine
-class WorkingPointEngine:
-    """Threshold / target-efficiency queries on one score sample in O(B log n) (B energy bins).
-
-    Scores of each class are sorted once per energy bin with cumulative weight sums; a query for a threshold is a
-    ``searchsorted`` per bin; a target efficiency is found by bisection over the sorted electron scores (about
-    log2(n) threshold queries). Energy ranges snap to the bin ``edges`` (an event with edges[i] <= E < edges[i+1]
-    belongs to bin i; a range snaps outward to the bins it touches, see :meth:`snap`). Results equal
-    :func:`rejection_at_threshold` / :func:`rejection_at_efficiency` on the events of the selected bins."""
-
-    def __init__(self, score, label, weight=None, energy=None, edges=None, name: str = "scores"):
-        score, label, weight, *rest = _prepare(score, label, weight, energy, name=name)
-        self.name = name
-        if energy is None:
-            energy = np.zeros_like(score)
-            self.edges = np.array([-np.inf, np.inf])
-        else:
-            energy = rest[0]
-            self.edges = np.asarray(edges, float) if edges is not None else _edges(energy, None, 20)
-        ibin = np.clip(np.searchsorted(self.edges, energy, side="right") - 1, -1, len(self.edges) - 1)
-        self.n_sig, self.n_bkg = int((label == 1).sum()), int((label == 0).sum())
-        self._bins = []  # per bin: {cls: (sorted scores, suffix count, suffix w, suffix w2)}
-        for b in range(len(self.edges) - 1):
-            m = ibin == b
-            self._bins.append({c: _Sorted(score[m & (label == c)], weight[m & (label == c)]) for c in (0, 1)})
-        sig = label == 1
-        self._all_sig = np.sort(score[sig])
-
-    @property
-    def n_bins(self) -> int:
-        return len(self.edges) - 1
-
-    def _bin_range(self, energy_range) -> range:
-        if energy_range is None:
-            return range(self.n_bins)
-        lo, hi = energy_range
-        i0 = int(np.clip(np.searchsorted(self.edges, lo, side="right") - 1, 0, self.n_bins))
-        i1 = int(np.clip(np.searchsorted(self.edges, hi, side="left"), 0, self.n_bins))
-        return range(i0, max(i1, i0))
-
-    def snap(self, energy_range) -> tuple[float, float]:
-        """The energy range actually used for ``energy_range`` (outward to bin edges)."""
-        bins = self._bin_range(energy_range)
-        if len(bins) == 0:
-            return (float("nan"), float("nan"))
-        return float(self.edges[bins[0]]), float(self.edges[bins[-1] + 1])
-
-    def _sums(self, threshold, bins, cls):
-        n = w = w2 = 0.0
-        for b in bins:
-            dn, dw, dw2 = self._bins[b][cls].above(threshold)
-            n, w, w2 = n + dn, w + dw, w2 + dw2
-        return n, w, w2
-
-    def at_threshold(self, threshold: float, energy_range=None, cl: float = 0.68) -> RejectionPoint:
-        bins = self._bin_range(energy_range)
-        ns, ws, ws2 = self._sums(-np.inf, bins, 1)
-        nsp, wsp, _ = self._sums(threshold, bins, 1)
-        nb, wb, wb2 = self._sums(-np.inf, bins, 0)
-        nbp, wbp, _ = self._sums(threshold, bins, 0)
-        return point_from_sums(threshold, int(ns), int(nsp), ws, ws2, wsp, int(nb), int(nbp), wb, wb2, wbp, cl)
-
-    def threshold_for(self, efficiency: float, energy_range=None) -> float:
-        """Largest threshold with electron efficiency >= ``efficiency`` in the energy range."""
-        _check_eff(efficiency)
-        bins = self._bin_range(energy_range)
-        _, ws, _ = self._sums(-np.inf, bins, 1)
-        if ws <= 0:
-            raise EmptySelectionError(f"{self.name}: no electrons in the energy range {energy_range}; widen it")
-        target = efficiency * ws * (1 - 1e-12)
-        s = self._all_sig
-        lo, hi = 0, len(s) - 1  # invariant: eff(s[lo]) >= target (s[0] passes everything)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self._sums(s[mid], bins, 1)[1] >= target:
-                lo = mid
-            else:
-                hi = mid - 1
-        return float(s[lo])
-
-    def at_efficiency(self, efficiency: float, energy_range=None, cl: float = 0.68) -> RejectionPoint:
-        return self.at_threshold(self.threshold_for(efficiency, energy_range), energy_range, cl)
-
-    def curve(self, efficiencies=None, energy_range=None, cl: float = 0.68) -> RejectionCurve:
-        effs = default_efficiencies() if efficiencies is None else efficiencies
-        return RejectionCurve([self.at_efficiency(e, energy_range, cl) for e in effs], name=self.name)
-
-    def scores_in(self, cls: int, energy_range=None) -> np.ndarray:
-        """Scores of one class (1 electrons, 0 protons) in the energy range (for histograms)."""
-        bins = self._bin_range(energy_range)
-        parts = [self._bins[b][cls].score for b in bins]
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-    def weights_in(self, cls: int, energy_range=None) -> np.ndarray:
-        bins = self._bin_range(energy_range)
-        parts = [self._bins[b][cls].weight for b in bins]
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-
-class _Sorted:
-    """Ascending scores with suffix sums, so counts/weights above a threshold are one searchsorted."""
-
-    __slots__ = ("score", "weight", "_cn", "_cw", "_cw2")
-
-    def __init__(self, score, weight):
-        order = np.argsort(score, kind="stable")
-        self.score, self.weight = score[order], weight[order]
-        z = np.zeros(1)
-        self._cw = np.concatenate([z, np.cumsum(self.weight[::-1])])[::-1]  # _cw[i] = sum of weight[i:]
-        self._cw2 = np.concatenate([z, np.cumsum(self.weight[::-1] ** 2)])[::-1]
-        self._cn = len(score)
-
-    def above(self, threshold) -> tuple[int, float, float]:
-        i = int(np.searchsorted(self.score, threshold, side="left"))
-        return self._cn - i, float(self._cw[i]), float(self._cw2[i])
-
-
-# ------------------------------------------------------------------------------------------------ working point
-@dataclass
-class WorkingPoint:
-    """A saved working point: enough to apply the cut downstream and to know where it came from."""
-
-    model: str
-    eval_set: str
-    threshold: float
-    energy_range: tuple[float, float]
-    efficiency: float
-    rejection: float
-    rejection_lo: float
-    rejection_hi: float
-    is_lower_limit: bool
-    n_bkg_pass: int
-    n_sig_lost: int
-    cl: float
-    date: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
-    amsnb_version: str = ""
-
-
-_WP_KEYS = ("model", "eval_set", "threshold", "energy_range", "efficiency", "rejection", "rejection_lo",
-            "rejection_hi", "is_lower_limit", "n_bkg_pass", "n_sig_lost", "cl", "date", "amsnb_version")
-
-
-def save_working_point(path: str | os.PathLike, point: RejectionPoint, *, model: str, eval_set: str,
-                       energy_range=(0.0, math.inf)) -> Path:
-    """Write a working point JSON (read back with :func:`load_working_point`)."""
-    from . import __version__
-
-    wp = WorkingPoint(model=model, eval_set=eval_set, threshold=point.threshold,
-                      energy_range=(float(energy_range[0]), float(energy_range[1])), efficiency=point.efficiency,
-                      rejection=point.rejection, rejection_lo=point.rejection_lo, rejection_hi=point.rejection_hi,
-                      is_lower_limit=point.is_lower_limit, n_bkg_pass=point.n_bkg_pass, n_sig_lost=point.n_sig_lost,
-                      cl=point.cl, amsnb_version=__version__)
-    d = asdict(wp)
-    d["energy_range"] = [_json_float(x) for x in d["energy_range"]]
-    d["rejection_hi"] = _json_float(d["rejection_hi"])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(d, indent=2))
-    return path
-
-
-def _json_float(x: float):
-    return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
-
-
-def load_working_point(path: str | os.PathLike) -> WorkingPoint:
-    """Read a working point JSON written by :func:`save_working_point` (or the threshold tuner)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"{path}: working point file not found; save one with the threshold tuner first")
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc}); re-save the working point") from None
-    missing = [k for k in _WP_KEYS if k not in d]
-    if missing:
-        raise ConfigError(f"{path}: working point lacks {', '.join(missing)}; re-save it with amsnb")
-    d = {k: d[k] for k in _WP_KEYS}
-    d["energy_range"] = tuple(float(x) for x in d["energy_range"])
-    d["rejection_hi"] = float(d["rejection_hi"])
-    return WorkingPoint(**d)

@@ -1,13 +1,15 @@
 """``amsnb run``: execute the numbered notebook series headlessly with papermill, profile by profile.
 
-Each notebook gets the parameters of the chosen profile (``amsnb/profiles.yaml``) that its ``parameters`` cell
-declares, runs with the environment's own ``amsnb`` kernel, reads what earlier notebooks left in the workdir and
-writes its ``metrics.json`` and figures there. The executed notebooks are kept in ``<workdir>/executed/``, also
-when one fails: the run then stops with a message naming the notebook, the cell and the error.
+Each notebook gets the chosen profile's name, the workdir and the user's ``-p``/``--sweep`` values; it takes every
+other parameter its ``parameters`` cell declares from the profile (``amsnb/profiles.yaml``,
+:func:`amsnb.profiles.notebook_parameters`), runs with the environment's own ``amsnb`` kernel, reads what earlier
+notebooks left in the workdir and writes its ``metrics.json`` and figures there. The executed notebooks are kept in
+``<workdir>/executed/``, also when one fails: the run then stops with a message naming the notebook, the cell and
+the error.
 
 While a notebook runs, the runner names the cell being executed and the time so far (:class:`CellProgress`: one
 updating line in a terminal, one line per cell in a log); user parameters (``-p``, ``--sweep``) are checked
-against the types of each notebook's ``parameters`` cell before any kernel starts.
+against the kinds of the profile's values before any kernel starts.
 
 After each notebook the runner prints what it reused and what it recomputed (and why): every artefact decision of
 :mod:`amsnb.provenance` inside the kernel is logged to ``executed/NN.provenance.jsonl``. ``fresh`` recomputes
@@ -99,49 +101,13 @@ def _parameter_cell(path: Path) -> dict[str, dict]:
     return papermill.inspect_notebook(str(path))
 
 
-_TYPE_WORDS = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string",
-               list: "a list", dict: "a mapping"}
-
-
-def _expected_type(spec: dict) -> type | None:
-    """The type a parameter must have: its annotation, else the type of its default in the ``parameters`` cell;
-    None (anything goes) for a ``None`` or empty-string default and for defaults that are expressions."""
-    import ast
-
-    names = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "dict": dict}
-    typ = names.get(str(spec.get("inferred_type_name", "None")))
-    if typ is not None:
-        return typ
-    try:
-        default = ast.literal_eval(str(spec.get("default")))
-    except (ValueError, SyntaxError):
-        return None
-    if default is None or default == "" or type(default) not in _TYPE_WORDS:
-        return None
-    return type(default)
-
-
-def _fits(value: Any, typ: type) -> bool:
-    if typ is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if typ is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if typ is list:
-        return isinstance(value, (list, tuple))
-    return isinstance(value, typ)
-
-
 def check_parameter_types(values: dict[str, Any], cells: dict[str, dict[str, dict]], source: str = "-p") -> None:
-    """Each user value against the ``parameters`` cell of every notebook that declares it, before any kernel
-    starts: ``-p max_plot_events abc`` -> ConfigError naming the parameter, the notebook and the expected type."""
+    """Each user value against the kind of its ``default``-profile value in every notebook that declares it, before
+    any kernel starts: ``-p max_plot_events abc`` -> ConfigError naming the parameter, the notebook and the kind."""
     for name, value in values.items():
         for nb_name, cell in cells.items():
-            if name not in cell:
-                continue
-            typ = _expected_type(cell[name])
-            if typ is not None and not _fits(value, typ):
-                raise ConfigError(f"{source} {name} {value!r}: notebook {nb_name} expects {_TYPE_WORDS[typ]} "
-                                  f"(its parameters cell has {name} = {cell[name].get('default')})")
+            if name in cell:
+                profiles.check_value(nb_name[:2], name, value, source, label=f"notebook {nb_name}")
 
 
 def _failure_message(nb: Path, executed: Path, exc: Exception) -> str:
@@ -229,11 +195,12 @@ def run_notebook(nb: Path, workdir: Workdir, profile: str, overrides: dict[str, 
     from papermill.exceptions import PapermillExecutionError
 
     nn = nb.name[:2]
-    params = profiles.parameters(profile, nn)
-    params["workdir"] = str(workdir.path)
-    params.update(overrides or {})
     declared = _declared_parameters(nb)
-    params = {k: v for k, v in params.items() if k in declared}  # e.g. input_files goes to the ECAL notebooks only
+    # the notebook takes every other value from the profile itself (amsnb.profiles.notebook_parameters): the
+    # injected cell holds what this run chose, and the executed notebook prints the resolved values
+    injected = {"profile": profile, "workdir": str(workdir.path),
+                **{k: v for k, v in (overrides or {}).items() if k in declared}}
+    params = {**{k: v for k, v in profiles.parameters(profile, nn).items() if k in declared}, **injected}
     out_dir = workdir.path / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / (nb.stem + (f"__{tag}" if tag else "") + ".ipynb")
@@ -245,7 +212,7 @@ def run_notebook(nb: Path, workdir: Workdir, profile: str, overrides: dict[str, 
     t0 = time.perf_counter()
     progress = CellProgress(nn, log)
     try:
-        papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name=kernel,
+        papermill.execute_notebook(str(nb), str(executed), parameters=injected, kernel_name=kernel,
                                    cwd=str(nb.parent), progress_bar=False, log_output=False,
                                    engine_name=_talking_engine(), cell_hook=progress.start,
                                    extra_arguments=KERNEL_ARGS)
@@ -320,7 +287,7 @@ def run_series(profile: str = "default", only: list[str] | None = None, workdir:
     :func:`amsnb.provenance.request_fresh`)."""
     if profile not in profiles.names():
         raise ConfigError(f"unknown profile '{profile}'; known: {', '.join(profiles.names())}")
-    wd = Workdir(workdir or f"runs/{profile}")
+    wd = Workdir(workdir or profiles.default_workdir(profile))
     nbs = discover(Path(nb_dir) if nb_dir else notebooks_dir(), only)
     cells = {nb.name: _parameter_cell(nb) for nb in nbs}
     declared = {name: set(cell) for name, cell in cells.items()}

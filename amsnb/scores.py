@@ -1,8 +1,12 @@
 """The common score format: one ROOT file per model and evaluation set (tree ``scores``).
 
 Branches: run, event, label, energy, weight, score (``amsnb.schema.SCORES``). Every classifier of amsnb
-(BDT, likelihood, CoAtNet, CvT, CNN, MDA) writes it, and :mod:`amsnb.metrics` and the threshold tuner read it,
-so a user can also bring scores from any other tool by writing these six branches.
+(BDT, likelihood, CoAtNet, CvT, CNN, MDA) writes it (:func:`write_scores`, the one writer), and :mod:`amsnb.metrics`
+and the threshold tuner read it, so a user can also bring scores from any other tool by writing these six branches.
+
+:func:`load_scores` is the one reader of score files found rather than just made (notebooks 03, 04, 05, the threshold
+tuner, :func:`amsnb.ecal.experiment.target_electron_fraction`): it skips a stale file, one whose model or events
+changed since it was written (``amsnb.provenance.is_current``). :func:`on_set` picks one evaluation set of its result.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io, provenance
-from .errors import SchemaError
+from .errors import ConfigError, EmptySelectionError, InputFileError, SchemaError
 from .schema import SCORES
 from .workdir import Workdir
 
@@ -56,4 +60,67 @@ def available(workdir: Workdir | str | os.PathLike) -> dict[str, list[str]]:
         sets = sorted(f.stem for f in d.glob("*.root"))
         if sets:
             out[d.name] = sets
+    return out
+
+
+def _current(path: Path, label: str) -> bool:
+    """Whether :func:`load_scores` may read a score file (``provenance.is_current``); False, with one line saying
+    why, for a stale one. A file without a stamp is read as it is."""
+    if provenance.read_stamp(path) is None:
+        return True
+    current, why = provenance.is_current(path)
+    if not current:
+        print(f"{label}: {why}; skipped as stale (rerun the notebook that made it)")
+    return current
+
+
+def load_scores(workdir: Workdir | str | os.PathLike | None = None, models=None, sets=None, *,
+                files=None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """{model: {set: arrays}} of every score file in a workdir (``scores/<model>/<set>.root``, :func:`available`),
+    or of the score ``files`` given instead (a list, or one string of comma-separated paths and globs; the model is
+    a file's folder name and the set its stem); optionally only the given ``models`` / ``sets``, then in their order.
+
+    A score file whose provenance stamp shows that its model or its events changed since it was written (the
+    model was retrained, the sets reselected) is stale: it is skipped, and one line says so. Score files without a
+    stamp (brought from another tool) are read as they are. Nothing left to read is an :class:`InputFileError`.
+    """
+    if (workdir is None) == (files is None):
+        raise ConfigError("load_scores: give a workdir (its scores/<model>/<set>.root) or score files, one of them")
+    if files is not None:
+        from .io import expand_files
+
+        paths = expand_files(files)
+        if not paths:
+            raise ConfigError("score files: the list is empty; give score files (scores/<model>/<set>.root) or a "
+                              "workdir")
+        found = [(f.parent.name, f.stem, f, str(f)) for f in paths]
+    else:
+        found = [(m, s, score_path(workdir, m, s), f"scores/{m}/{s}.root")
+                 for m, model_sets in available(workdir).items() for s in model_sets]
+    models = None if models is None else list(models)
+    sets = None if sets is None else list(sets)
+    model_rank = {m: i for i, m in enumerate(models if models is not None else dict.fromkeys(f[0] for f in found))}
+    found = sorted((f for f in found if f[0] in model_rank and (sets is None or f[1] in sets)),
+                   key=lambda f: (model_rank[f[0]], 0 if sets is None else sets.index(f[1])))
+    out: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    stale = 0
+    for model, s, path, label in found:
+        if _current(path, label):
+            out.setdefault(model, {})[s] = read_scores(path)
+        else:
+            stale += 1
+    if not out:
+        where = f"{workdir}: under scores/," if files is None else f"{len(found)} score file(s) given:"
+        raise InputFileError(f"{where} no score files{' for ' + str(models) if models else ''}"
+                             f"{' of sets ' + str(sets) if sets else ''} to read ({stale} stale, skipped); "
+                             "run notebooks 03/04 (or amsnb.ecal.baselines.ensure_baseline_scores) first")
+    return out
+
+
+def on_set(scores: dict, eval_set: str, models=None) -> dict[str, dict[str, np.ndarray]]:
+    """{model: arrays} of the models that have a score file for ``eval_set`` (from :func:`load_scores`)."""
+    out = {m: sets[eval_set] for m, sets in scores.items() if eval_set in sets and (models is None or m in models)}
+    if not out:
+        have = sorted({s for sets in scores.values() for s in sets})
+        raise EmptySelectionError(f"no model has scores for the set '{eval_set}'; sets with scores: {have}")
     return out

@@ -26,13 +26,14 @@ def run(quick: bool) -> list[dict]:
     from amsnb import cuts
     from amsnb.cuts import scaleout
     from amsnb.ecal import baselines, datasets
+    from amsnb.ecal.datasets import DataRequest
     from amsnb.workdir import Workdir
 
     scale = 0.001 if quick else 0.01
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         wd = Workdir(Path(tmp) / "wd")
-        datasets.ensure_ecal_sets(wd, scale=scale, seed=1, progress=False)
+        datasets.ensure_ecal_sets(wd, DataRequest(scale=scale, seed=1), progress=False)
         sources = datasets.source_files(wd)
         files = [f for v in sources.values() for f in v]
         cs = cuts.load("default")

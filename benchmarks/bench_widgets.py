@@ -1,5 +1,5 @@
-"""Widget responsiveness. Threshold tuner: the working-point engine (``amsnb.metrics.WorkingPointEngine``) and one
-full slider update of ``amsnb.widgets.threshold_tuner.ThresholdTuner`` (readout + artists + blit + PNG for the
+"""Widget responsiveness. Threshold tuner: the working-point engine (``amsnb.working_points.WorkingPointEngine``) and
+one full slider update of ``amsnb.widgets.threshold_tuner.ThresholdTuner`` (readout + artists + blit + PNG for the
 widget). Cut explorer: one slider release (cut flow + N-1 of the whole sample, redraw, PNG), and the pure
 recomputation (:func:`amsnb.ecal.cut_explorer.explore`) alone.
 
@@ -29,8 +29,8 @@ def run(quick: bool = False) -> list[dict]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from amsnb.metrics import WorkingPointEngine
     from amsnb.widgets.threshold_tuner import ThresholdTuner, demo_scores
+    from amsnb.working_points import WorkingPointEngine
 
     n = 200_000 if quick else 1_000_000
     reps = 15 if quick else 40

@@ -34,37 +34,33 @@
 # `01_shower_exploration/figures/*.png`, `01_shower_exploration/metrics.json`.
 
 # %% tags=["parameters"]
-profile = "default"
-workdir = "../runs/default"
-seed = 1
-ecal_scale = 0.045  # fraction of seed 000's Table 1 MC sizes
-iss_scale = 0.04  # ISS-like labeled sets: iss_scale * 1e6 protons, * 1e5 electrons
-test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
-target_events = 0  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
-input_files = []  # your own ROOT files instead of the simulation
+profile = "default"  # smoke | binder | default | full: each parameter at None takes its value (amsnb/profiles.yaml)
+workdir = None  # None: runs/<profile> of the checkout (where `amsnb run` and `make demo` write)
+seed = None
+ecal_scale = None  # fraction of seed 000's Table 1 MC sizes
+iss_scale = None  # ISS-like labeled sets: iss_scale * 1e6 protons, * 1e5 electrons
+test_protons = None  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
+target_events = None  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
+input_files = None  # your own ROOT files instead of the simulation
 mapping = None  # branch-mapping YAML for them (docs/mapping.md)
-max_plot_events = 20000  # events read per sample for the plots
-n_validation = 2000  # electrons per energy (and protons) in the validation tables
-n_knob = 2000  # events per class in the domain-knob scan
-fresh = False  # True: recompute every artefact of the run folder made before this run
+max_plot_events = None  # events read per sample for the plots
+n_validation = None  # electrons per energy (and protons) in the validation tables
+n_knob = None  # events per class in the domain-knob scan
+fresh = None  # True: recompute every artefact of the run folder made before this run
 
 # %%
 import numpy as np
 
-from amsnb import provenance
-import amsnb.plotting
+from amsnb.notebook import start
 from amsnb import io
 from amsnb.ecal.reco import align_to_axis, lateral_profile
 from amsnb.ecal import plots as eplot
-from amsnb.ecal import sim as ecal
 from amsnb.ecal import validation
+from amsnb.ecal.datasets import DataRequest, raw_samples
 from amsnb.ecal.shower_browser import ShowerBrowser, first_event
-from amsnb.workdir import Workdir
 
-amsnb.plotting.use_style()
-wd = Workdir(workdir)
-if fresh:
-    provenance.request_fresh()  # what this run remakes is reused; everything older is recomputed
+p, wd = start("01", globals())  # the profile's values for every parameter left at None
+request = DataRequest.from_parameters(p)  # what the ECAL sets are made from (the same in notebooks 01-05, 08)
 
 # %% [markdown]
 # ## 1. The samples
@@ -74,16 +70,10 @@ if fresh:
 # of several TeV, drawn by their visible fraction and weighted back to the physical flux (`weight`).
 
 # %%
-if input_files:
-    mc = io.read(input_files, mapping=mapping, max_events=max_plot_events, nan_policy="drop")
-    iss = mc
-    n_events = {"user": len(mc["energy"])}
-else:
-    paths = ecal.generate_table1(wd.ecal_data, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
-                                 test_protons=test_protons or None, target_events=target_events or None)
-    n_events = {name: io.num_entries(path) for name, path in paths.items()}
-    mc = io.read(paths["mc_high"], max_events=max_plot_events)
-    iss = io.read(paths["iss_test"], max_events=max_plot_events)
+raw = raw_samples(wd, request)  # simulated here if missing, or your files
+n_events = {name: sum(io.num_entries(f, mapping=request.mapping) for f in files) for name, files in raw.items()}
+mc = io.read(raw["mc_high"], mapping=request.mapping, max_events=p.max_plot_events, nan_policy="drop")
+iss = io.read(raw["iss_test"], mapping=request.mapping, max_events=p.max_plot_events, nan_policy="drop")
 n_events
 
 # %% [markdown]
@@ -150,7 +140,7 @@ for cls in ("electron", "proton"):
 
 # %%
 print(validation.format_table(validation.domain_table()))
-effects = validation.knob_effects(n=n_knob, seed=seed)
+effects = validation.knob_effects(n=p.n_knob, seed=p.seed)
 fig = eplot.knob_effects(effects)
 wd.save_figure("01", fig, "domain_knobs")
 
@@ -162,9 +152,9 @@ wd.save_figure("01", fig, "domain_knobs")
 # interacting in the 0.64 λ_I ECAL (1 − e^(−L/λ_I) ≈ 0.47).
 
 # %%
-resolution = validation.resolution_table(n=n_validation, seed=seed)
+resolution = validation.resolution_table(n=p.n_validation, seed=p.seed)
 containment = validation.containment_table()
-interaction = validation.interaction_table(n=n_validation, seed=seed)
+interaction = validation.interaction_table(n=p.n_validation, seed=p.seed)
 print(validation.format_table(resolution))
 print()
 print(validation.format_table(containment))

@@ -34,39 +34,35 @@
 # `02_cut_studies/metrics.json`.
 
 # %% tags=["parameters"]
-profile = "default"
-workdir = "../runs/default"
-seed = 1
-ecal_scale = 0.045  # fraction of seed 000's Table 1 MC sizes
-iss_scale = 0.04  # ISS-like labeled sets: iss_scale * 1e6 protons, * 1e5 electrons
-test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
-target_events = 0  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
-cuts = "default"  # a shipped cut set name or a YAML path
-input_files = ""  # your ROOT files (comma-separated or glob) instead of the simulation
-mapping = ""  # branch-mapping YAML for them (docs/mapping.md)
-use_dask = True  # also run the cut flow on a dask cluster and compare
-dask_scheduler = ""  # empty: a local cluster (2 worker processes, 1 thread each); else tcp://host:8786
-dask_step_size = "20 MB"  # partition size of uproot.dask
-fresh = False  # True: recompute every artefact of the run folder made before this run
+profile = "default"  # smoke | binder | default | full: each parameter at None takes its value (amsnb/profiles.yaml)
+workdir = None  # None: runs/<profile> of the checkout (where `amsnb run` and `make demo` write)
+seed = None
+ecal_scale = None  # fraction of seed 000's Table 1 MC sizes
+iss_scale = None  # ISS-like labeled sets: iss_scale * 1e6 protons, * 1e5 electrons
+test_protons = None  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
+target_events = None  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
+cuts = None  # a shipped cut set name or a YAML path
+input_files = None  # your ROOT files (comma-separated or glob) instead of the simulation
+mapping = None  # branch-mapping YAML for them (docs/mapping.md)
+use_dask = None  # also run the cut flow on a dask cluster and compare
+dask_scheduler = None  # empty: a local cluster (2 worker processes, 1 thread each); else tcp://host:8786
+dask_step_size = None  # partition size of uproot.dask
+fresh = None  # True: recompute every artefact of the run folder made before this run
 
 # %%
 import time
 
-from amsnb import provenance
-import amsnb.plotting
+from amsnb.notebook import start
 from amsnb import cuts as cutlib
 from amsnb import io
 from amsnb.ecal import datasets
 from amsnb.cuts import scaleout
 from amsnb.plotting import cuts as cplot
 from amsnb.ecal.cut_explorer import CutExplorer
-from amsnb.workdir import Workdir
 
-amsnb.plotting.use_style()
-wd = Workdir(workdir)
-if fresh:
-    provenance.request_fresh()  # what this run remakes is reused; everything older is recomputed
-cutset = cutlib.load(cuts)
+p, wd = start("02", globals())  # the profile's values for every parameter left at None
+request = datasets.DataRequest.from_parameters(p)  # what the ECAL sets are made from (the same in 01-05, 08)
+cutset = request.cutset()
 print(cutset.text("mc_high"))
 
 # %% [markdown]
@@ -78,9 +74,7 @@ print(cutset.text("mc_high"))
 
 # %%
 t0 = time.perf_counter()
-sets = datasets.ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
-                                 test_protons=test_protons or None, target_events=target_events or None,
-                                 input_files=input_files or None, mapping=mapping or None, cuts=cutset)
+sets = datasets.ensure_ecal_sets(wd, request)
 select_seconds = time.perf_counter() - t0
 manifest = datasets.load_manifest(wd)
 flows = datasets.cut_flows(wd)
@@ -118,8 +112,8 @@ wd.save_figure("02", fig, "cut_flow_weighted")
 # %%
 sources = datasets.source_files(wd)
 branches = cutset.branches() + ["label", "weight"]
-raw_mc = io.read(sources[mc_name], branches=branches, mapping=mapping or None, nan_policy="drop")
-raw_iss = io.read(sources[iss_name], branches=branches, mapping=mapping or None, nan_policy="drop")
+raw_mc = io.read(sources[mc_name], branches=branches, mapping=request.mapping, nan_policy="drop")
+raw_iss = io.read(sources[iss_name], branches=branches, mapping=request.mapping, nan_policy="drop")
 nm1_mc = cutlib.n_minus_one(raw_mc, cutset, mc_name)
 nm1_iss = cutlib.n_minus_one(raw_iss, cutset, iss_name)
 fig = cplot.n_minus_one(nm1_mc, nm1_iss)
@@ -145,10 +139,10 @@ explorer
 
 # %%
 dask_equal, dask_seconds = None, None
-if use_dask:
+if p.use_dask:
     t0 = time.perf_counter()
-    flows_dask = scaleout.cut_flows_dask(sources, cutset, mapping=mapping or None, scheduler=dask_scheduler or None,
-                                         step_size=dask_step_size, event_filters=datasets.event_filters(wd))
+    flows_dask = scaleout.cut_flows_dask(sources, cutset, mapping=request.mapping, scheduler=p.dask_scheduler,
+                                         step_size=p.dask_step_size, event_filters=datasets.event_filters(wd))
     dask_seconds = time.perf_counter() - t0
     dask_equal = all(flows_dask[name].same_as(flows[name]) for name in flows)
     print(f"dask: {sum(int(f.counts[c][0]) for f in flows_dask.values() for c in f.counts)} events in "

@@ -35,35 +35,32 @@
 # `03_classical_baselines/figures/*.png`, `03_classical_baselines/metrics.json`.
 
 # %% tags=["parameters"]
-profile = "default"
-workdir = "../runs/default"
-seed = 1
-ecal_scale = 0.045  # fraction of seed 000's Table 1 MC sizes
-iss_scale = 0.04  # ISS-like labeled sets: iss_scale * 1e6 protons, * 1e5 electrons
-test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
-target_events = 0  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
-cuts = "default"  # cut set of the selected sets (notebook 02)
-input_files = ""  # your ROOT files instead of the simulation (see notebook 02)
-mapping = ""  # their branch-mapping YAML
-train_sets = ["mc_high"]  # the MC training set(s)
-bdt_search = "small"  # hyper-parameter grid: "none" or "small" (8 points)
-compare_libraries = True  # measure LightGBM vs XGBoost vs sklearn on the same split
-retrain = False  # ignore saved models
-fresh = False  # True: recompute every artefact of the run folder made before this run
+profile = "default"  # smoke | binder | default | full: each parameter at None takes its value (amsnb/profiles.yaml)
+workdir = None  # None: runs/<profile> of the checkout (where `amsnb run` and `make demo` write)
+seed = None
+ecal_scale = None  # fraction of seed 000's Table 1 MC sizes
+iss_scale = None  # ISS-like labeled sets: iss_scale * 1e6 protons, * 1e5 electrons
+test_protons = None  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
+target_events = None  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
+cuts = None  # cut set of the selected sets (notebook 02)
+input_files = None  # your ROOT files instead of the simulation (see notebook 02)
+mapping = None  # their branch-mapping YAML
+train_sets = None  # the MC training set(s)
+bdt_search = None  # hyper-parameter grid: "none" or "small" (8 points)
+compare_libraries = None  # measure LightGBM vs XGBoost vs sklearn on the same split
+retrain = None  # ignore saved models
+fresh = None  # True: recompute every artefact of the run folder made before this run
 
 # %%
-from amsnb import provenance
-import amsnb.plotting
-from amsnb import metrics
+from amsnb.notebook import start
+from amsnb import metrics, scores, tables
 from amsnb.ecal import baselines
+from amsnb.ecal.datasets import DataRequest
 from amsnb.plotting import cuts as cplot
 from amsnb.plotting import performance as pplot
-from amsnb.workdir import Workdir
 
-amsnb.plotting.use_style()
-wd = Workdir(workdir)
-if fresh:
-    provenance.request_fresh()  # what this run remakes is reused; everything older is recomputed
+p, wd = start("03", globals())  # the profile's values for every parameter left at None
+request = DataRequest.from_parameters(p)  # what the ECAL sets are made from (the same in notebooks 01-05, 08)
 
 # %% [markdown]
 # ## 1. Training (or reusing) the baselines
@@ -72,10 +69,8 @@ if fresh:
 # trained on the same sets with the same settings) and writes the common score files for every other set.
 
 # %%
-score_files = baselines.ensure_baseline_scores(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
-                                               test_protons=test_protons or None, target_events=target_events or None,
-                                               train_sets=train_sets, search=bdt_search, retrain=retrain,
-                                               input_files=input_files or None, mapping=mapping or None, cuts=cuts)
+score_files = baselines.ensure_baseline_scores(wd, request, train_sets=p.train_sets, search=p.bdt_search,
+                                               retrain=p.retrain)
 bdt = baselines.load_baseline(wd, "bdt")
 likelihood = baselines.load_baseline(wd, "likelihood")
 print("training events:", bdt.info["n_train"], " validation:", bdt.info["n_val"])
@@ -93,8 +88,8 @@ print("chosen:", {k: bdt.info["chosen"][k] for k in ("num_leaves", "learning_rat
 
 # %%
 library_rows = []
-if compare_libraries:
-    library_rows = baselines.compare_libraries(baselines.training_data(wd, train_sets), seed=seed)
+if p.compare_libraries:
+    library_rows = baselines.compare_libraries(baselines.training_data(wd, p.train_sets), seed=p.seed)
 library_rows
 
 # %% [markdown]
@@ -106,7 +101,7 @@ library_rows
 # %%
 fig = cplot.feature_importance(bdt.importances())
 wd.save_figure("03", fig, "bdt_importance")
-all_scores = metrics.load_scores(wd, models=["bdt", "likelihood"])
+all_scores = scores.load_scores(wd, models=["bdt", "likelihood"])
 eval_set = "mc_test" if "mc_test" in all_scores["bdt"] else next(iter(all_scores["bdt"]))
 iss_set = "iss_test" if "iss_test" in all_scores["bdt"] else eval_set
 for model in ("bdt", "likelihood"):
@@ -129,7 +124,7 @@ table = {s: metrics.comparison_table({m: all_scores[m][s] for m in ("bdt", "like
          for s in (eval_set, iss_set)}
 for s, rows in table.items():
     print(s)
-    print(metrics.format_table(rows))
+    print(tables.format_table(rows))
 curves = {m: metrics.rejection_curve(all_scores[m][eval_set]["score"], all_scores[m][eval_set]["label"], name=m)
           for m in ("bdt", "likelihood")}
 fig = pplot.rejection_vs_efficiency(curves, reference="bdt", title=f"{eval_set} (1-2 TeV)")

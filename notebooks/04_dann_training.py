@@ -28,54 +28,51 @@
 # `scores/<tag>/{mc_test,iss_val,iss_test,iss_target}.root`, figures and `metrics.json` in `04_dann_training/`.
 
 # %% tags=["parameters"]
-profile = "default"
-workdir = "../runs/default"
-seed = 1
-ecal_scale = 0.045
-iss_scale = 0.04
-test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
-target_events = 0  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
-cuts = "default"  # cut set of the selected sets (notebook 02)
-input_files = ""  # your ROOT files instead of the simulation (see notebook 02)
-mapping = ""  # their branch-mapping YAML
-device = "cpu"
-model = "cvt"  # cvt | coatnet | cnn
-preset = "tiny"  # tiny | small | cvt13 / coatnet0 (GPU)
-use_da = True
-train_set = "mc_high"  # mc_low (0.2-1 TeV) | mc_high (1-2 TeV)
-val_set = "iss"  # iss (iss_val) | mc (20 % of mc_high)
-epochs = 6
-batch_size = 64
-lr = 1e-3
-max_train_events = 10000
-lambda_max = 1.0  # maximum strength of the gradient reversal (Ganin's ramp 2/(1+exp(-10p))-1 reaches it)
-target_window = "train"  # DANN target: iss_target in the training events' energy range | "all" (seed's 0.2-2 TeV)
-max_target_events = 0  # at most this many target events (0: all)
-match_class_mix = False  # weight the training events in the domain loss to the target's electron share (BDT estimate)
-compare_without_da = True  # with use_da: also train (or reuse) the same model without DA, for the diagnostics
-num_workers = 0
-cpu_threads = 1  # torch CPU threads (None: all cores); 1 avoids oversubscription on a shared machine
-cache_dtype = "float32"  # training-cache images: float32 MeV | log16 (float16 of ln(1 + MeV), half the size)
-fresh = False  # True: recompute every artefact of the run folder made before this run
+profile = "default"  # smoke | binder | default | full: each parameter at None takes its value (amsnb/profiles.yaml)
+workdir = None  # None: runs/<profile> of the checkout (where `amsnb run` and `make demo` write)
+seed = None
+ecal_scale = None
+iss_scale = None
+test_protons = None  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
+target_events = None  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
+cuts = None  # cut set of the selected sets (notebook 02)
+input_files = None  # your ROOT files instead of the simulation (see notebook 02)
+mapping = None  # their branch-mapping YAML
+device = None
+model = None  # cvt | coatnet | cnn
+preset = None  # tiny | small | cvt13 / coatnet0 (GPU)
+use_da = None
+train_set = None  # mc_low (0.2-1 TeV) | mc_high (1-2 TeV)
+val_set = None  # iss (iss_val) | mc (20 % of mc_high)
+epochs = None
+batch_size = None
+lr = None
+max_train_events = None
+lambda_max = None  # maximum strength of the gradient reversal (Ganin's ramp 2/(1+exp(-10p))-1 reaches it)
+target_window = None  # DANN target: iss_target in the training events' energy range | "all" (seed's 0.2-2 TeV)
+max_target_events = None  # at most this many target events (0: all)
+match_class_mix = None  # weight the training events in the domain loss to the target's electron share (BDT estimate)
+compare_without_da = None  # with use_da: also train (or reuse) the same model without DA, for the diagnostics
+num_workers = None
+cpu_threads = None  # torch CPU threads (0: all cores)
+cache_dtype = None  # training-cache images: float32 MeV | log16 (float16 of ln(1 + MeV), half the size)
+fresh = None  # True: recompute every artefact of the run folder made before this run
 
 # %%
 import dataclasses
 
-from amsnb import provenance
-import amsnb.plotting
-from amsnb.ecal.datasets import ensure_ecal_sets
-from amsnb.export import export_model
-from amsnb.metrics import format_transfer_table, threshold_transfer
+from amsnb.notebook import start
+from amsnb.ecal.datasets import DataRequest, ensure_ecal_sets
+from amsnb.metrics import threshold_transfer
+from amsnb.scores import load_scores
+from amsnb.tables import format_transfer_table
 from amsnb.plotting.training import LiveCurves, plot_feature_pca, plot_history, plot_scores
 from amsnb.train import TrainConfig
 from amsnb.ecal import baselines, experiment
-from amsnb.workdir import Workdir
 
-amsnb.plotting.use_style()
-wd = Workdir(workdir)
-if fresh:
-    provenance.request_fresh()  # what this run remakes is reused; everything older is recomputed
-tag = experiment.model_tag(model, preset, use_da, train_set, val_set)
+p, wd = start("04", globals())  # the profile's values for every parameter left at None
+request = DataRequest.from_parameters(p)  # what the ECAL sets are made from (the same in notebooks 01-05, 08)
+tag = experiment.model_tag(p.model, p.preset, p.use_da, p.train_set, p.val_set)
 tag
 
 # %% [markdown]
@@ -84,18 +81,14 @@ tag
 # `log1p(E / 11.5 MeV)` (about one MIP per cell) itself, so saved and exported models take raw cell energies.
 
 # %%
-sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
-                        test_protons=test_protons or None, target_events=target_events or None, cuts=cuts,
-                        input_files=input_files or None, mapping=mapping or None)
-prep_options = dict(target_window=target_window, max_target_events=max_target_events or None, cache_dtype=cache_dtype)
-data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed, **prep_options)
+sets = ensure_ecal_sets(wd, request)
+prep_options = dict(target_window=p.target_window, max_target_events=p.max_target_events, cache_dtype=p.cache_dtype)
+data = experiment.prepare(wd, sets, p.train_set, p.val_set, p.max_train_events, p.seed, **prep_options)
 class_mix = None
-if use_da and match_class_mix:  # the target's electron share, from notebook 03's BDT (trained here if missing)
-    baselines.ensure_baseline_scores(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
-                                     test_protons=test_protons or None, target_events=target_events or None,
-                                     cuts=cuts, input_files=input_files or None, mapping=mapping or None)
+if p.use_da and p.match_class_mix:  # the target's electron share, from notebook 03's BDT (trained here if missing)
+    baselines.ensure_baseline_scores(wd, request)
     class_mix = experiment.target_electron_fraction(wd, data)
-    data = experiment.prepare(wd, sets, train_set, val_set, max_train_events, seed, **prep_options,
+    data = experiment.prepare(wd, sets, p.train_set, p.val_set, p.max_train_events, p.seed, **prep_options,
                               target_electron_fraction=class_mix["fraction"])
 data.counts, class_mix
 
@@ -112,35 +105,31 @@ data.counts, class_mix
 # signature either. A checkpoint is written every epoch: re-running this cell after an interruption resumes.
 
 # %%
-config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, use_da=use_da, lambda_max=lambda_max,
-                     device=device, seed=seed, num_workers=num_workers, cpu_threads=cpu_threads)
+config = TrainConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, use_da=p.use_da, lambda_max=p.lambda_max,
+                     device=p.device, seed=p.seed, num_workers=p.num_workers, cpu_threads=p.cpu_threads)
 live = LiveCurves(tag)
-result = experiment.train_model(wd, tag, model, preset, data, config, callbacks=[live.update], seed=seed)
+result = experiment.train_model(wd, tag, p.model, p.preset, data, config, callbacks=[live.update], seed=p.seed)
 live.close()
 fig = plot_history(result.history, title=tag)
 wd.save_figure("04", fig, f"{tag}_curves")
 print(f"best epoch {result.best_epoch} of {len(result.history)}, validation rejection {result.best_metric}")
 
 # %% [markdown]
-# ## Export
+# ## Export and scores
 # The model folder holds the weights (safetensors), the config needed to rebuild it through `amsnb.models`, and an
-# ONNX graph checked against onnxruntime on random and real showers.
+# ONNX graph checked against onnxruntime on random and real showers. Then one score file per evaluation set in the
+# common format (`amsnb.scores`); notebook 05 compares all models on them. The rejection is N_protons /
+# N_protons passing at the threshold keeping 90 % of the electrons.
 
 # %%
-export = export_model(wd.models / tag, result.model, model, preset,
-                      extra={"tag": tag, "train_set": train_set, "val_set": val_set, "use_da": use_da,
-                             "best_epoch": result.best_epoch, "train_config": dataclasses.asdict(config)},
-                      real_inputs=data.evaluation["iss_test"].sample_images(32, seed))
+export, summary = experiment.publish(wd, tag, result, p.model, p.preset, data, p.device, seed=p.seed,
+                                     extra={"train_set": p.train_set, "val_set": p.val_set, "use_da": p.use_da,
+                                            "best_epoch": result.best_epoch,
+                                            "train_config": dataclasses.asdict(config)})
 export
 
-# %% [markdown]
-# ## Scores on the evaluation sets
-# One score file per set in the common format (`amsnb.scores`); notebook 05 compares all models on them. The
-# rejection is N_protons / N_protons passing at the threshold keeping 90 % of the electrons.
-
 # %%
-summary = experiment.score_sets(wd, tag, result.model, data.evaluation, device)
-fig = plot_scores(experiment.load_scores(wd, tag))
+fig = plot_scores(load_scores(wd, [tag], experiment.EVAL_SETS)[tag])
 wd.save_figure("04", fig, f"{tag}_scores")
 summary
 
@@ -154,14 +143,14 @@ summary
 
 # %%
 studies = {tag: experiment.domain_study(result.model, data.evaluation["mc_test"], data.evaluation["iss_test"],
-                                       device, seed, head_trained=use_da)}
-if use_da and compare_without_da:
-    twin_tag = experiment.model_tag(model, preset, False, train_set, val_set)
-    twin = experiment.train_model(wd, twin_tag, model, preset, data, dataclasses.replace(config, use_da=False),
-                                  seed=seed)
-    experiment.publish(wd, twin_tag, twin, model, preset, data, device, {"use_da": False}, seed)
+                                       p.device, p.seed, head_trained=p.use_da)}
+if p.use_da and p.compare_without_da:
+    twin_tag = experiment.model_tag(p.model, p.preset, False, p.train_set, p.val_set)
+    twin = experiment.train_model(wd, twin_tag, p.model, p.preset, data, dataclasses.replace(config, use_da=False),
+                                  seed=p.seed)
+    experiment.publish(wd, twin_tag, twin, p.model, p.preset, data, p.device, {"use_da": False}, p.seed)
     studies = {twin_tag: experiment.domain_study(twin.model, data.evaluation["mc_test"],
-                                                 data.evaluation["iss_test"], device, seed, head_trained=False),
+                                                 data.evaluation["iss_test"], p.device, p.seed, head_trained=False),
                **studies}
 fig = plot_feature_pca(studies)
 wd.save_figure("04", fig, f"{tag}_feature_pca")
@@ -174,8 +163,8 @@ wd.save_figure("04", fig, f"{tag}_feature_pca")
 # towards 90 % (notebook 05 compares every model, and the threshold fixed on `iss_val`).
 
 # %%
-trained = [tag] + ([twin_tag] if use_da and compare_without_da else [])
-transfer = threshold_transfer({t: experiment.load_scores(wd, t) for t in trained}, "mc_test", "iss_test")
+trained = [tag] + ([twin_tag] if p.use_da and p.compare_without_da else [])
+transfer = threshold_transfer(load_scores(wd, trained), "mc_test", "iss_test")
 print(format_transfer_table(transfer))
 
 # %% [markdown]

@@ -35,41 +35,37 @@
 # `05_evaluation/working_point_<model>_<set>.json`.
 
 # %% tags=["parameters"]
-profile = "default"
-workdir = "../runs/default"
-seed = 1
-ecal_scale = 0.045  # fraction of seed 000's Table 1 MC sizes (only used if the baselines must be made)
-iss_scale = 0.04  # ISS-like labeled sets: iss_scale * 1e6 protons, * 1e5 electrons (idem)
-test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
-target_events = 0  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
-cuts = "default"  # cut set of the selected sets (notebook 02; idem)
-input_files = ""  # your ROOT files instead of the simulation (idem)
-mapping = ""  # their branch-mapping YAML (idem)
-mc_set = "mc_test"  # MC test set (Figure 8)
-iss_set = "iss_test"  # ISS-like test set (Figures 9, 10)
-reference = "bdt"  # denominator of the ratio panels
-efficiency = 0.9  # electron efficiency of Figure 10 and of the saved working point
-n_energy_bins = 5  # log-spaced energy bins of Figure 10
-use_weights = False  # False: event counts as in seed 000; True: flux-weighted (effective-count intervals)
-cl = 0.68  # confidence level of intervals and lower limits
-fresh = False  # True: recompute every artefact of the run folder made before this run
+profile = "default"  # smoke | binder | default | full: each parameter at None takes its value (amsnb/profiles.yaml)
+workdir = None  # None: runs/<profile> of the checkout (where `amsnb run` and `make demo` write)
+seed = None
+ecal_scale = None  # fraction of seed 000's Table 1 MC sizes (only used if the baselines must be made)
+iss_scale = None  # ISS-like labeled sets: iss_scale * 1e6 protons, * 1e5 electrons (idem)
+test_protons = None  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
+target_events = None  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
+cuts = None  # cut set of the selected sets (notebook 02; idem)
+input_files = None  # your ROOT files instead of the simulation (idem)
+mapping = None  # their branch-mapping YAML (idem)
+mc_set = None  # MC test set (Figure 8)
+iss_set = None  # ISS-like test set (Figures 9, 10)
+reference = None  # denominator of the ratio panels
+efficiency = None  # electron efficiency of Figure 10 and of the saved working point
+n_energy_bins = None  # log-spaced energy bins of Figure 10
+use_weights = None  # False: event counts as in seed 000; True: flux-weighted (effective-count intervals)
+cl = None  # confidence level of intervals and lower limits
+fresh = None  # True: recompute every artefact of the run folder made before this run
 
 # %%
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
-from amsnb import provenance
-import amsnb.plotting
-from amsnb import metrics, scores
+from amsnb.notebook import start
+from amsnb import metrics, scores, tables, working_points
 from amsnb.ecal import baselines
+from amsnb.ecal.datasets import DataRequest
 from amsnb.plotting import performance as pplot
 from amsnb.widgets.threshold_tuner import ThresholdTuner
-from amsnb.workdir import Workdir
 
-amsnb.plotting.use_style()
-wd = Workdir(workdir)
-if fresh:
-    provenance.request_fresh()  # what this run remakes is reused; everything older is recomputed
+p, wd = start("05", globals())  # the profile's values for every parameter left at None
 
 # %% [markdown]
 # ## 1. The score files
@@ -78,13 +74,11 @@ if fresh:
 # sets and trains the BDT and the likelihood first.
 
 # %%
-if reference not in scores.available(wd):
-    baselines.ensure_baseline_scores(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
-                                     test_protons=test_protons or None, target_events=target_events or None,
-                                     cuts=cuts, input_files=input_files or None, mapping=mapping or None)
-all_scores = metrics.load_scores(wd)
-mc_models = metrics.on_set(all_scores, mc_set)
-iss_models = metrics.on_set(all_scores, iss_set)
+if p.reference not in scores.available(wd):
+    baselines.ensure_baseline_scores(wd, DataRequest.from_parameters(p))
+all_scores = scores.load_scores(wd)
+mc_models = scores.on_set(all_scores, p.mc_set)
+iss_models = scores.on_set(all_scores, p.iss_set)
 scores.available(wd)
 
 # %% [markdown]
@@ -94,13 +88,13 @@ scores.available(wd)
 # by the reference model at the same target efficiency.
 
 # %%
-curves_mc = metrics.rejection_curves(mc_models, cl=cl, use_weights=use_weights)
-fig = pplot.rejection_vs_efficiency(curves_mc, reference=reference, title=f"MC test ({mc_set})")
+curves_mc = metrics.rejection_curves(mc_models, cl=p.cl, use_weights=p.use_weights)
+fig = pplot.rejection_vs_efficiency(curves_mc, reference=p.reference, title=f"MC test ({mc_set})")
 wd.save_figure("05", fig, "fig8_rejection_vs_efficiency_mc")
 
 # %%
-curves_iss = metrics.rejection_curves(iss_models, cl=cl, use_weights=use_weights)
-fig = pplot.rejection_vs_efficiency(curves_iss, reference=reference, title=f"ISS-like test ({iss_set})",
+curves_iss = metrics.rejection_curves(iss_models, cl=p.cl, use_weights=p.use_weights)
+fig = pplot.rejection_vs_efficiency(curves_iss, reference=p.reference, title=f"ISS-like test ({iss_set})",
                                     text="ISS-like")
 wd.save_figure("05", fig, "fig9_rejection_vs_efficiency_iss")
 
@@ -111,10 +105,10 @@ wd.save_figure("05", fig, "fig9_rejection_vs_efficiency_iss")
 # with energy). Right: a threshold tuned in each bin to reach the target efficiency there, as an analysis would.
 
 # %%
-energy_global = metrics.rejection_vs_energy_models(iss_models, efficiency, "global", n_bins=n_energy_bins, cl=cl,
-                                                   use_weights=use_weights)
-energy_per_bin = metrics.rejection_vs_energy_models(iss_models, efficiency, "per_bin", n_bins=n_energy_bins, cl=cl,
-                                                    use_weights=use_weights)
+energy_global = metrics.rejection_vs_energy_models(iss_models, p.efficiency, "global", n_bins=p.n_energy_bins, cl=p.cl,
+                                                   use_weights=p.use_weights)
+energy_per_bin = metrics.rejection_vs_energy_models(iss_models, p.efficiency, "per_bin", n_bins=p.n_energy_bins,
+                                                    cl=p.cl, use_weights=p.use_weights)
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 6), sharey=True)
 pplot.rejection_vs_energy(energy_global, title=f"{iss_set}, global threshold", text="ISS-like", ax=ax1)
 pplot.rejection_vs_energy(energy_per_bin, title=f"{iss_set}, per-bin threshold", text="ISS-like", ax=ax2)
@@ -134,11 +128,11 @@ wd.save_figure("05", fig, "fig10_rejection_vs_energy_iss")
 # (`sklearn.metrics.roc_auc_score`).
 
 # %%
-table_mc = metrics.comparison_table(mc_models, cl=cl, use_weights=use_weights)
-table_iss = metrics.comparison_table(iss_models, cl=cl, use_weights=use_weights)
-display(HTML(f"<h4>{mc_set}</h4>" + metrics.table_html(table_mc) + f"<h4>{iss_set}</h4>"
-             + metrics.table_html(table_iss)))
-print(metrics.format_table(table_iss))
+table_mc = metrics.comparison_table(mc_models, cl=p.cl, use_weights=p.use_weights)
+table_iss = metrics.comparison_table(iss_models, cl=p.cl, use_weights=p.use_weights)
+display(HTML(f"<h4>{mc_set}</h4>" + tables.table_html(table_mc) + f"<h4>{iss_set}</h4>"
+             + tables.table_html(table_iss)))
+print(tables.format_table(table_iss))
 
 # %% [markdown]
 # ## 5. Threshold transfer
@@ -149,23 +143,24 @@ print(metrics.format_table(table_iss))
 # the rejection with the threshold tuned on `iss_test`'s own electrons (the comparison tables above) for reference.
 
 # %%
-transfer = (metrics.threshold_transfer(all_scores, mc_set, iss_set, efficiency, cl=cl, use_weights=use_weights)
-            + metrics.threshold_transfer(all_scores, "iss_val", iss_set, efficiency, cl=cl, use_weights=use_weights))
-print(metrics.format_transfer_table(transfer))
+transfer = [row for source in (p.mc_set, "iss_val")
+            for row in metrics.threshold_transfer(all_scores, source, p.iss_set, p.efficiency, cl=p.cl,
+                                                  use_weights=p.use_weights)]
+print(tables.format_transfer_table(transfer))
 
 # %% [markdown]
 # ## 6. Threshold tuner
 #
 # Choose the model, the set, a target efficiency or a threshold and an energy range; the readout and the marks follow.
 # *Save working point* writes `05_evaluation/working_point_<model>_<set>.json` for downstream use
-# (`metrics.load_working_point`). Here the reference model's working point at the target efficiency on the ISS-like
-# set is saved as the default.
+# (`working_points.load_working_point`). Here the reference model's working point at the target efficiency on the
+# ISS-like set is saved as the default.
 
 # %%
-tuner = ThresholdTuner(all_scores, model=reference, eval_set=iss_set, efficiency=efficiency, cl=cl,
-                       use_weights=use_weights, save_dir=wd.notebook("05"))
+tuner = ThresholdTuner(all_scores, model=p.reference, eval_set=p.iss_set, efficiency=p.efficiency, cl=p.cl,
+                       use_weights=p.use_weights, save_dir=wd.notebook("05"))
 display(tuner)
-working_point = metrics.load_working_point(tuner.save())
+working_point = working_points.load_working_point(tuner.save())
 with tuner.static() as fig:
     wd.save_figure("05", fig, "threshold_tuner")
     display(fig)
@@ -177,11 +172,11 @@ working_point
 # %%
 wd.save_metrics("05", {
     "models": sorted(all_scores),
-    "table": {mc_set: table_mc, iss_set: table_iss},
-    "rejection_vs_energy": {"global": metrics.energy_table(energy_global),
-                            "per_bin": metrics.energy_table(energy_per_bin)},
+    "table": {p.mc_set: table_mc, p.iss_set: table_iss},
+    "rejection_vs_energy": {"global": tables.energy_table(energy_global),
+                            "per_bin": tables.energy_table(energy_per_bin)},
     "working_point": vars(working_point),
     "threshold_transfer": transfer,
-    **metrics.key_figures(table_mc, mc_set),
-    **metrics.key_figures(table_iss, iss_set),
+    **tables.key_figures(table_mc, p.mc_set),
+    **tables.key_figures(table_iss, p.iss_set),
 })

@@ -38,51 +38,45 @@
 # `scores/mda_{Si,P,S}/{val,global_mc,data}.root`, `06_nuclei_mda/figures/*.png`, `06_nuclei_mda/metrics.json`.
 
 # %% tags=["parameters"]
-profile = "default"
-workdir = "../runs/default"
-seed = 1
-selections = [14, 15, 16]  # Si, P, S
-n_mc = 80000  # MC events per species, Z 14-20 and 26
-n_data_si = 120000  # data-like silicon nuclei; other species in proportion to their abundance
-n_train = 5000  # MC events per selection (seed's composition), 80 % training / 20 % validation
-n_target = 5000  # unlabeled data-like events per selection for the domain adaptation
-epochs = 5
-lr = 0.002
-batch_size = 128
-model_preset = None  # None (hidden 32), "small", "seed"
-use_da = True
-lambda_max = 3.0  # strength of the gradient reversal at the end of the Ganin schedule
-domain_input = "tokens"  # what the domain head sees: "tokens" (fused feature + every branch token) or "fused"
-tune_mc = True  # tune the MC cluster counts and layer-charge resolution to data on the Si peak (study.tune_mc_inputs)
-threshold = 0.5
-ablation_selection = 15
-ablation_variants = ["full", "no DA", "no GNN", "no CNN", "no rigidity", "no TOF"]
-ablation_epochs = 2
-fresh = False  # True: recompute every artefact of the run folder made before this run
+profile = "default"  # smoke | binder | default | full: each parameter at None takes its value (amsnb/profiles.yaml)
+workdir = None  # None: runs/<profile> of the checkout (where `amsnb run` and `make demo` write)
+seed = None
+selections = None  # Si, P, S
+n_mc = None  # MC events per species, Z 14-20 and 26
+n_data_si = None  # data-like silicon nuclei; other species in proportion to their abundance
+n_train = None  # MC events per selection (seed's composition), 80 % training / 20 % validation
+n_target = None  # unlabeled data-like events per selection for the domain adaptation
+epochs = None
+lr = None
+batch_size = None
+model_preset = None  # "" (hidden 32), "small", "seed"
+use_da = None
+lambda_max = None  # strength of the gradient reversal at the end of the Ganin schedule
+domain_input = None  # what the domain head sees: "tokens" (fused feature + every branch token) or "fused"
+tune_mc = None  # tune the MC cluster counts and layer-charge resolution to data on the Si peak (study.tune_mc_inputs)
+threshold = None
+ablation_selection = None
+ablation_variants = None
+ablation_epochs = None
+fresh = None  # True: recompute every artefact of the run folder made before this run
 
 # %%
 import numpy as np
 
-from amsnb import provenance
-import amsnb.plotting
+from amsnb.notebook import start
 from amsnb.plotting.training import plot_history
 import amsnb.nuclei.plots as pn
 from amsnb import nuclei
-from amsnb.nuclei import study
-from amsnb.nuclei import sim
-from amsnb.workdir import Workdir
+from amsnb.nuclei import mda_study, samples as nuclei_samples
 
-amsnb.plotting.use_style()
-wd = Workdir(workdir)
-if fresh:
-    provenance.request_fresh()  # what this run remakes is reused; everything older is recomputed
-train_config = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "use_da": use_da, "lambda_max": lambda_max,
-                "seed": seed, "progress": False}
-model_config = {"domain_input": domain_input, **({"preset": model_preset} if model_preset else {})}
+p, wd = start("06", globals())  # the profile's values for every parameter left at None
+train_config = {"epochs": p.epochs, "batch_size": p.batch_size, "lr": p.lr, "use_da": p.use_da,
+                "lambda_max": p.lambda_max, "seed": p.seed, "progress": False}
+model_config = {"domain_input": p.domain_input, **({"preset": p.model_preset} if p.model_preset else {})}
 
 # %% [markdown]
 # ## Samples
-# One MC file per species (equal statistics, except the feed-down parents P, S, Cl with `study.BKG_BOOST` times more;
+# One MC file per species (equal statistics, except the feed-down parents P, S, Cl with `BKG_BOOST` times more;
 # reweighted to the abundances of `sim.ABUNDANCE`: Si = 1, S 0.18, Fe 0.98, P and Cl 0.03, ...; physics.md §7) and a
 # data-like sample with the physical composition. Files are reused on a re-run. The data-like charges of the inner
 # tracker (per layer) and the upper TOF (per plane) are calibrated to the MC on the Si peak (`calibrate_inputs`;
@@ -91,23 +85,18 @@ model_config = {"domain_input": domain_input, **({"preset": model_preset} if mod
 # measured cluster excess per layer and side, scaled with the measured charge squared, and the extra resolution).
 
 # %%
-samples = study.ensure_samples(wd, n_mc, n_data_si, seed=seed)
-mc, data_raw = study.load(samples["mc"]), study.load(samples["data"])
-data, input_scales = study.calibrate_inputs(data_raw, mc)
-mc_train, mc_tune = study.tune_mc_inputs(mc, data, seed=seed) if tune_mc else (mc, None)
-print({d: {int(z): len(a["q_inner"]) for z, a in s.items()} for d, s in (("mc", mc), ("data", data))})
-print("MC tune:", {k: np.round(v, 3).tolist() for k, v in (mc_tune or {}).items()})
-{k: round(v, 4) for k, v in input_scales.items()}
+samples = nuclei_samples.prepare_samples(wd, p.n_mc, p.n_data_si, seed=p.seed, tune_mc=p.tune_mc)
+samples.summary()
 
 # %% [markdown]
 # The inner-tracker charge of the global MC (before any selection) stacked by species, with the Si, P and S
 # windows; the tails between the peaks are nuclei that fragmented inside the tracker.
 
 # %%
-glob_all = nuclei.concat(list(mc.values()))
+glob_all = nuclei.concat(list(samples.mc.values()))
 fig = pn.stacked_by_species(glob_all["q_inner"], glob_all["z_primary"], glob_all["weight"], np.linspace(12, 27, 151),
                             xlabel="inner-tracker charge", title="global MC, no selection",
-                            window=[b for z in selections for b in nuclei.SELECTIONS[z].inner])
+                            window=[b for z in p.selections for b in nuclei.SELECTIONS[z].inner])
 wd.save_figure("06", fig, "inner_charge_global_mc")
 
 # %% [markdown]
@@ -118,30 +107,26 @@ wd.save_figure("06", fig, "inner_charge_global_mc")
 # (events, distinct events).
 
 # %%
-results = {z: study.run_selection(wd, mc_train, data, z, n_train, train_config, model_config, threshold, seed,
-                                  n_target) for z in selections}
-{r["name"]: r["sets"]["composition"] for r in results.values()}
+results = mda_study.run_selections(wd, samples, p.selections, p.n_train, train_config, model_config,
+                                   threshold=p.threshold, seed=p.seed, n_target=p.n_target)
+{r.name: r.sets.composition for r in results.values()}
 
 # %%
 for r in results.values():
-    wd.save_figure("06", plot_history(r["history"], title=f"{r['name']} selection"), f"curves_{r['name']}")
+    wd.save_figure("06", plot_history(r.history, title=f"{r.name} selection"), f"curves_{r.name}")
 
 # %% [markdown]
 # ## Validation (MC) at threshold 0.5, and the domain checks
-# `domain_acc` is the accuracy of the DA model's own adversarial MC/data head (the seed's target: about 50 %);
+# An event passes the cut when its score is at or above the threshold (`amsnb.metrics.passes`, as everywhere in
+# amsnb). `domain_acc` is the accuracy of the DA model's own adversarial MC/data head (the seed's target: about 50 %);
 # `domain_probe_auc` is the AUC of a *fresh* logistic regression on the fused features (3-fold cross-validated,
 # `amsnb.train.diagnostics.domain_probe`, the same probe as notebook 04), trained after the fact on held-out events
 # only: MC never used in training, drawn with the physical composition, against data-like events never used as DANN
-# target (`study.heldout_probe`). `no DA` is the same network trained on the same events without the domain term.
-# The goal: probe AUC <= 0.60 with the validation AUC within 0.01 of the no-DA model.
+# target (`mda_study.heldout_probe`). `no DA` is the same network trained on the same events without the domain
+# term. The goal: probe AUC <= 0.60 with the validation AUC within 0.01 of the no-DA model.
 
 # %%
-summary = {r["name"]: {"val_auc": round(r["val_auc"], 4), "val_auc_no_da": round(r["no_da"]["val_auc"], 4),
-                       **{k: round(v, 4) for k, v in r["val_eff"].items() if not k.endswith(("_lo", "_hi"))},
-                       "domain_acc": round(r["domain_acc"], 3), "domain_probe_auc": round(r["domain_probe_auc"], 3),
-                       "domain_probe_auc_no_da": round(r["no_da"]["domain_probe_auc"], 3),
-                       "probe_events": r["probe_n"], "data_pass": round(r["data_pass"], 3)} for r in results.values()}
-summary
+{r.name: r.summary() for r in results.values()}
 
 # %% [markdown]
 # Which inputs carry the MC/data difference: the same held-out probe on the raw input groups (P selection), with the
@@ -150,16 +135,10 @@ summary
 # does not remove them (docs/nuclei.md), the tune does.
 
 # %%
-sets_p = results[ablation_selection]["sets"]
-variants = {"as simulated": (mc, data_raw), "calibrated": (mc, data)}
-inputs = {k: study.input_probe(study.make_datasets(m, d, ablation_selection, n_train, seed=seed, n_target=n_target),
-                               seed) for k, (m, d) in variants.items()}
-if tune_mc:
-    inputs["calibrated + MC tune"] = study.input_probe(sets_p, seed)
-alignment = {r["name"]: {"probe_auc_no_da": r["no_da"]["domain_probe_auc"], "probe_auc_da": r["domain_probe_auc"],
-                         "head_acc_da": r["domain_acc"]} for r in results.values()}
-wd.save_figure("06", pn.domain_alignment(alignment, inputs), "domain_alignment")
-{k: {g: round(v, 3) for g, v in d.items()} for k, d in inputs.items()}
+inputs = mda_study.input_probes(samples, results[p.ablation_selection], p.n_train, seed=p.seed, n_target=p.n_target)
+fig = pn.domain_alignment({r.name: r.alignment() for r in results.values()}, inputs.auc)
+wd.save_figure("06", fig, "domain_alignment")
+inputs.table()
 
 # %% [markdown]
 # ## Generalization: the global MC
@@ -168,9 +147,9 @@ wd.save_figure("06", pn.domain_alignment(alignment, inputs), "domain_alignment")
 
 # %%
 for r in results.values():
-    fig = pn.efficiency_vs_rigidity(r["global_curves"], title=f"{r['name']} global MC, threshold {threshold}")
-    wd.save_figure("06", fig, f"global_mc_efficiency_{r['name']}")
-{r["name"]: {k: round(v, 4) for k, v in r["global_eff"].items()} for r in results.values()}
+    fig = pn.efficiency_vs_rigidity(r.global_curves, title=f"{r.name} global MC, threshold {p.threshold}")
+    wd.save_figure("06", fig, f"global_mc_efficiency_{r.name}")
+{r.name: r.global_eff.table() for r in results.values()}
 
 # %% [markdown]
 # ## Attention per branch
@@ -178,8 +157,8 @@ for r in results.values():
 
 # %%
 for r in results.values():
-    fig = pn.attention_weights(r["val_pred"]["attention"], r["val_label"], title=f"{r['name']} validation")
-    wd.save_figure("06", fig, f"attention_{r['name']}")
+    fig = pn.attention_weights(r.val_pred["attention"], r.val_label, title=f"{r.name} validation")
+    wd.save_figure("06", fig, f"attention_{r.name}")
 
 # %% [markdown]
 # ## Ablation
@@ -188,13 +167,10 @@ for r in results.values():
 # (held-out probe): the "no DA" row shows DA's effect on the probe, not only on the AUC.
 
 # %%
-abl_sets = results[ablation_selection]["sets"]
-abl = study.ablation(wd, abl_sets, ablation_selection, {**train_config, "epochs": ablation_epochs}, model_config,
-                     ablation_variants)
-fig = pn.ablation({k: (v["auc"], v["auc_err"]) for k, v in abl.items()},
-                  title=f"{nuclei.SELECTIONS[ablation_selection].name} selection, {ablation_epochs} epochs")
-wd.save_figure("06", fig, "ablation")
-abl
+abl = mda_study.ablation(wd, results[p.ablation_selection], train_config, model_config, p.ablation_variants,
+                         epochs=p.ablation_epochs)
+wd.save_figure("06", pn.ablation(abl.auc(), title=abl.title), "ablation")
+abl.table()
 
 # %% [markdown]
 # ## Key figures
@@ -202,23 +178,6 @@ abl
 # passes the P selection, the fraction of S that leaks into it) move with the fragmentation constants.
 
 # %%
-metrics = {"selection_eff_P": float(nuclei.select_mask(mc[15], 15).mean()),
-           "selection_eff_Si": float(nuclei.select_mask(mc[14], 14).mean()),
-           "S_into_P_selection": float(nuclei.select_mask(mc[16], 15).mean()),
-           "Cl_into_S_selection": float(nuclei.select_mask(mc[17], 16).mean())}
-for r in results.values():
-    n = r["name"]
-    metrics.update({f"{n}_val_auc": r["val_auc"], f"{n}_val_sig_eff": r["val_eff"]["sig_eff"],
-                    f"{n}_val_bkg_eff": r["val_eff"]["bkg_eff"], f"{n}_domain_acc": r["domain_acc"],
-                    f"{n}_domain_probe_acc": r["domain_probe_acc"],
-                    f"{n}_domain_probe_auc": r["domain_probe_auc"], f"{n}_global_bkg_eff": r["global_eff"]["bkg_eff"],
-                    f"{n}_no_da_val_auc": r["no_da"]["val_auc"],
-                    f"{n}_no_da_domain_probe_auc": r["no_da"]["domain_probe_auc"],
-                    f"{n}_global_sig_eff": r["global_eff"]["sig_eff"]})
-metrics.update({f"ablation_auc_{k.replace(' ', '_')}": v["auc"] for k, v in abl.items()})
-metrics.update({f"ablation_probe_auc_{k.replace(' ', '_')}": v["domain_probe_auc"] for k, v in abl.items()})
-metrics.update({f"input_probe_auc_{k.replace(' + ', '_').replace(' ', '_')}_{g.replace(' ', '_')}": v
-                for k, d in inputs.items() for g, v in d.items()})
-metrics.update({f"input_scale_{k}": v for k, v in input_scales.items()})
+metrics = mda_study.key_figures(samples, results, abl, inputs)
 wd.save_metrics("06", metrics)
 metrics

@@ -27,50 +27,43 @@
 # (reused when the same size was trained with the same request), `08_learning_curve/figures/`, `metrics.json`.
 
 # %% tags=["parameters"]
-profile = "default"
-workdir = "../runs/default"
-seed = 1
-ecal_scale = 0.045
-iss_scale = 0.04
-test_protons = 0  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
-target_events = 0  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
-cuts = "default"  # cut set of the selected sets (notebook 02)
-input_files = ""  # your ROOT files instead of the simulation (see notebook 02)
-mapping = ""  # their branch-mapping YAML
-device = "cpu"
-sizes = [3000, 10000, 30000]  # training events of each point (capped at what mc_high holds)
-models = ["cnn:small", "cnn:small_views"]  # model:preset of the deep models; the BDT is always included
-epochs = 6
-batch_size = 128
-lr = 1e-3
-efficiency = 0.9
-max_eval_events = 40000  # events of mc_test / iss_test each point is evaluated on (0: all; notebook 05 uses all)
-cpu_threads = 1  # torch CPU threads (None: all cores)
-fresh = False  # True: recompute every artefact of the run folder made before this run
+profile = "default"  # smoke | binder | default | full: each parameter at None takes its value (amsnb/profiles.yaml)
+workdir = None  # None: runs/<profile> of the checkout (where `amsnb run` and `make demo` write)
+seed = None
+ecal_scale = None
+iss_scale = None
+test_protons = None  # raw protons of each test set (mc_test of its own, iss_test); 0: mc_test is split off mc_high
+target_events = None  # raw events of the unlabeled DANN target iss_target (0: Table 1 at ecal_scale)
+cuts = None  # cut set of the selected sets (notebook 02)
+input_files = None  # your ROOT files instead of the simulation (see notebook 02)
+mapping = None  # their branch-mapping YAML
+device = None
+sizes = None  # training events of each point (capped at what mc_high holds)
+models = None  # model:preset of the deep models; the BDT is always included
+epochs = None
+batch_size = None
+lr = None
+efficiency = None
+max_eval_events = None  # events of mc_test / iss_test each point is evaluated on (0: all; notebook 05 uses all)
+cpu_threads = None  # torch CPU threads (0: all cores)
+fresh = None  # True: recompute every artefact of the run folder made before this run
 
 # %%
-import amsnb.plotting
-from amsnb import provenance
+from amsnb.notebook import start
 from amsnb.ecal import learning
 from amsnb.ecal import plots as eplots
-from amsnb.ecal.datasets import ensure_ecal_sets
+from amsnb.ecal.datasets import DataRequest, ensure_ecal_sets
 from amsnb.train import TrainConfig
-from amsnb.workdir import Workdir
 
-amsnb.plotting.use_style()
-wd = Workdir(workdir)
-if fresh:
-    provenance.request_fresh()
-sets = ensure_ecal_sets(wd, scale=ecal_scale, seed=seed, iss_scale=iss_scale,
-                        test_protons=test_protons or None, target_events=target_events or None, cuts=cuts,
-                        input_files=input_files or None, mapping=mapping or None)
+p, wd = start("08", globals())  # the profile's values for every parameter left at None
+sets = ensure_ecal_sets(wd, DataRequest.from_parameters(p))  # the data request of notebooks 01-05
 
 # %% [markdown]
 # ## The BDT
 # LightGBM on the 46 shape variables (notebook 03), trained on the first `n` events of `mc_high` by event hash.
 
 # %%
-points = learning.bdt_curve(wd, sizes, seed=seed, efficiency=efficiency, max_eval_events=max_eval_events or None)
+points = learning.bdt_curve(wd, p.sizes, seed=p.seed, efficiency=p.efficiency, max_eval_events=p.max_eval_events)
 print(learning.table(points))
 
 # %% [markdown]
@@ -80,12 +73,12 @@ print(learning.table(points))
 # sets for every size would cost more than the trainings); notebook 05 compares the published models on all of them.
 
 # %%
-config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, use_da=False, device=device, seed=seed,
-                     cpu_threads=cpu_threads)
-for spec in models:
+config = TrainConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, use_da=False, device=p.device, seed=p.seed,
+                     cpu_threads=p.cpu_threads)
+for spec in p.models:
     name, preset = spec.split(":")
-    points += learning.deep_curve(wd, sets, name, preset, sizes, config, seed=seed, efficiency=efficiency,
-                                  device=device, max_eval_events=max_eval_events or None)
+    points += learning.deep_curve(wd, sets, name, preset, p.sizes, config, seed=p.seed, efficiency=p.efficiency,
+                                  device=p.device, max_eval_events=p.max_eval_events)
 print(learning.table(points))
 
 # %% [markdown]
@@ -108,7 +101,7 @@ for e in extrapolations:
 largest = {f"{p.model}_{p.eval_set}": p.as_dict() for p in points if p.n_train == max(
     q.n_train for q in points if q.model == p.model)}
 wd.save_metrics("08", {"points": [p.as_dict() for p in points], "largest": largest,
-                       "extrapolations": extrapolations, "sizes": sizes, "models": models,
+                       "extrapolations": extrapolations, "sizes": p.sizes, "models": p.models,
                        **{f"{k}_rejection": v["rejection"] for k, v in largest.items()},
                        **{f"{k}_n_bkg_pass": v["n_bkg_pass"] for k, v in largest.items()},
                        **{f"{k}_n_train": v["n_train"] for k, v in largest.items()}})

@@ -71,3 +71,23 @@ def test_the_check_sees_imports():
     names = _imports(PKG / "ecal" / "experiment.py")
     assert any(n.startswith("amsnb.ecal") for n in names) and any(n.startswith("amsnb.train") for n in names)
     assert _wing_of("amsnb.nuclei.model") == "nuclei" and _wing_of("amsnb.train.trainer") is None
+
+
+def test_no_private_name_is_imported_across_modules():
+    """A name with a leading underscore belongs to its module: another module that needs it gets a public name or
+    the code moves. A private *module* (``_kernels``, ``_hitkernel``) is its package's own implementation."""
+    found = []
+    for path in sorted(PKG.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                base = (path.parent / ("../" * (node.level - 1))).resolve() if node.level else None
+                for alias in node.names:
+                    if not alias.name.startswith("_") or alias.name.startswith("__"):
+                        continue
+                    target = (base / (node.module or "").replace(".", "/")) if base else None
+                    if target is not None and ((target / f"{alias.name}.py").exists()
+                                               or (target / alias.name).is_dir()):
+                        continue  # a private module of the package
+                    found.append(f"{path.relative_to(PKG)}:{node.lineno} imports {alias.name} from "
+                                 f"{'.' * node.level}{node.module or ''}")
+    assert not found, "private names imported across modules:\n" + "\n".join(found)

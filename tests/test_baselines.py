@@ -9,6 +9,7 @@ from test_datasets import toy_events, user_files
 
 from amsnb import metrics, scores
 from amsnb.ecal import baselines
+from amsnb.ecal.datasets import DataRequest
 from amsnb.errors import ConfigError
 
 
@@ -60,7 +61,8 @@ def test_save_load_round_trip_gives_identical_scores(tmp_path):
 def test_ensure_baseline_scores_writes_and_reuses(tmp_path):
     raw = user_files(tmp_path / "raw", n=800)
     wd = tmp_path / "wd"
-    out = baselines.ensure_baseline_scores(wd, scale=1, seed=1, input_files=raw, search="none", progress=False)
+    request = DataRequest(scale=1, seed=1, input_files=raw)
+    out = baselines.ensure_baseline_scores(wd, request, search="none", progress=False)
     assert set(out) == {"bdt", "likelihood"}
     assert set(out["bdt"]) == {"mc_low", "mc_test", "iss_val", "iss_test", "iss_target"}  # not the training set
     s = scores.read_scores(out["bdt"]["mc_test"])
@@ -68,10 +70,10 @@ def test_ensure_baseline_scores_writes_and_reuses(tmp_path):
     assert (scores.read_scores(out["likelihood"]["iss_target"])["label"] == -1).all()
     cfg = wd / "models" / "bdt" / "config.json"
     before = cfg.stat().st_mtime_ns
-    baselines.ensure_baseline_scores(wd, scale=1, seed=1, input_files=raw, search="none", progress=False)
+    baselines.ensure_baseline_scores(wd, DataRequest(scale=1, seed=1, input_files=raw), search="none", progress=False)
     assert cfg.stat().st_mtime_ns == before  # the saved model was reused
     with pytest.raises(ConfigError, match="baselines are"):
-        baselines.ensure_baseline_scores(wd, scale=1, seed=1, input_files=raw, models=["cnn"])
+        baselines.ensure_baseline_scores(wd, DataRequest(scale=1, seed=1, input_files=raw), models=["cnn"])
 
 
 def test_library_comparison_runs_and_skips_missing_optional_libraries(monkeypatch):

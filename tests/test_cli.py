@@ -65,14 +65,16 @@ def test_parameter_types_checked_before_a_kernel_starts(tmp_path, capsys, monkey
 
 
 def test_type_rules():
-    cell = {"n": {"default": "20000", "inferred_type_name": "None"}, "x": {"default": "0.5"},
-            "flag": {"default": "False"}, "files": {"default": '""'}, "preset": {"default": "None"},
-            "sel": {"default": "[14, 15]"}}
-    runner.check_parameter_types({"n": 3, "x": 1, "flag": True, "files": ["a.root"], "preset": "big",
-                                  "sel": [15]}, {"nb.ipynb": cell})
-    for bad in ({"n": 2.5}, {"n": True}, {"x": "a"}, {"flag": 1}, {"sel": 15}):
-        with pytest.raises(ConfigError, match=f"-p {next(iter(bad))} .*nb.ipynb expects"):
-            runner.check_parameter_types(bad, {"nb.ipynb": cell})
+    """A -p value must be of the kind of the default profile's value (an integer is a number; a file list may be a
+    list, a glob string or {set: files})."""
+    cells = {"06_nuclei_mda.ipynb": dict.fromkeys(("n_mc", "lr", "use_da", "selections", "model_preset"), {}),
+             "02_cut_studies.ipynb": {"input_files": {}, "mapping": {}}}
+    runner.check_parameter_types({"n_mc": 3, "lr": 1, "use_da": True, "selections": [15], "model_preset": "small",
+                                  "input_files": "data/*.root", "mapping": "my.yaml"}, cells)
+    runner.check_parameter_types({"input_files": {"mc_high": ["a.root"]}}, cells)
+    for bad in ({"n_mc": 2.5}, {"n_mc": True}, {"lr": "a"}, {"use_da": 1}, {"selections": 15}, {"input_files": 3}):
+        with pytest.raises(ConfigError, match=f"-p {next(iter(bad))} .*_.*ipynb expects"):
+            runner.check_parameter_types(bad, cells)
 
 
 def test_threshold_tuner_from_missing_workdir_creates_nothing(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from amsnb import cuts, io
 from amsnb.ecal import datasets
+from amsnb.ecal.datasets import DataRequest
 from amsnb.errors import ConfigError, EmptySelectionError
 from amsnb.schema import ECAL
 
@@ -59,7 +60,7 @@ def test_event_hash_is_uniform_and_deterministic():
 def test_sets_from_user_files_manifest_split_and_reuse(tmp_path):
     raw = user_files(tmp_path / "raw")
     wd = tmp_path / "wd"
-    sets = datasets.ensure_ecal_sets(wd, scale=1, seed=1, input_files=raw, progress=False)
+    sets = datasets.ensure_ecal_sets(wd, DataRequest(scale=1, seed=1, input_files=raw), progress=False)
     assert sorted(sets) == sorted(datasets.SETS)
     man = datasets.load_manifest(wd)
     # counts per class agree with an in-memory selection of the same raw file
@@ -78,21 +79,21 @@ def test_sets_from_user_files_manifest_split_and_reuse(tmp_path):
     assert man["sets"]["iss_target"]["unlabeled"] == man["sets"]["iss_target"]["events"]
     # second call: reused (files untouched); other cuts: regenerated
     mtimes = {k: p.stat().st_mtime_ns for k, p in sets.items()}
-    again = datasets.ensure_ecal_sets(wd, scale=1, seed=1, input_files=raw, progress=False)
+    again = datasets.ensure_ecal_sets(wd, DataRequest(scale=1, seed=1, input_files=raw), progress=False)
     assert {k: p.stat().st_mtime_ns for k, p in again.items()} == mtimes
     looser = cuts.load().with_window("unit_charge", max=0.5)
-    datasets.ensure_ecal_sets(wd, scale=1, seed=1, input_files=raw, cuts=looser, progress=False)
+    datasets.ensure_ecal_sets(wd, DataRequest(scale=1, seed=1, input_files=raw, cuts=looser), progress=False)
     assert datasets.load_manifest(wd)["cuts_digest"] == looser.digest() != cuts.load().digest()
     # a later call without input_files refuses to replace the user's sets with simulation
     with pytest.raises(ConfigError, match="your own files"):
-        datasets.ensure_ecal_sets(wd, scale=1, seed=1, progress=False)
+        datasets.ensure_ecal_sets(wd, DataRequest(scale=1, seed=1), progress=False)
     assert all(p.exists() for p in again.values())
 
 
 def test_one_list_is_routed_by_domain_and_label(tmp_path):
     raw = user_files(tmp_path / "raw", n=400)
     files = [f for v in raw.values() for f in v]
-    sets = datasets.ensure_ecal_sets(tmp_path / "wd", scale=1, seed=1, input_files=files, progress=False)
+    sets = datasets.ensure_ecal_sets(tmp_path / "wd", DataRequest(scale=1, seed=1, input_files=files), progress=False)
     man = datasets.load_manifest(tmp_path / "wd")
     assert man["request"]["origin"]["routed"]
     val = io.read(sets["iss_val"], branches=["domain", "label"])
@@ -107,21 +108,23 @@ def test_a_cut_emptying_a_set_is_named(tmp_path):
     raw = user_files(tmp_path / "raw", n=100)
     strict = cuts.load().with_window("trd", max=0.0)
     with pytest.raises(EmptySelectionError) as err:
-        datasets.ensure_ecal_sets(tmp_path / "wd", scale=1, seed=1, input_files=raw, cuts=strict, progress=False)
+        datasets.ensure_ecal_sets(tmp_path / "wd", DataRequest(scale=1, seed=1, input_files=raw, cuts=strict),
+                                  progress=False)
     assert "cut 'trd'" in str(err.value) and "mc_low" in str(err.value)
 
 
 def test_bad_inputs(tmp_path):
     with pytest.raises(ConfigError, match="unknown set names"):
-        datasets.ensure_ecal_sets(tmp_path, scale=1, seed=1, input_files={"mc_middle": ["x.root"]})
+        datasets.ensure_ecal_sets(tmp_path, DataRequest(scale=1, seed=1, input_files={"mc_middle": ["x.root"]}))
     with pytest.raises(ConfigError, match="not found"):
-        datasets.ensure_ecal_sets(tmp_path, scale=1, seed=1, input_files={"mc_low": [str(tmp_path / "x.root")]})
+        datasets.ensure_ecal_sets(tmp_path, DataRequest(scale=1, seed=1,
+                                                        input_files={"mc_low": [str(tmp_path / "x.root")]}))
     with pytest.raises(ConfigError, match="run notebook 02"):
         datasets.read_set(tmp_path, "mc_high")
 
 
 def test_from_the_simulation(tmp_path):
-    sets = datasets.ensure_ecal_sets(tmp_path, scale=0.0003, seed=3, progress=False)
+    sets = datasets.ensure_ecal_sets(tmp_path, DataRequest(scale=0.0003, seed=3), progress=False)
     man = json.loads((tmp_path / "sets" / "manifest.json").read_text())
     assert man["request"]["origin"]["iss_scale"] == pytest.approx(0.0006)  # 2 x scale, as in every profile
     assert man["seeds"]["table1"]["seed"] == 3
@@ -137,7 +140,7 @@ def test_from_the_simulation(tmp_path):
 def test_test_sets_of_their_own_size(tmp_path):
     """test_protons: mc_test is simulated as its own sample (selected with mc_high's 1-2 TeV window, mc_high not
     split) and iss_test resized; both hold that many raw protons and a tenth as many electrons."""
-    sets = datasets.ensure_ecal_sets(tmp_path, scale=0.0003, seed=3, test_protons=3000, progress=False)
+    sets = datasets.ensure_ecal_sets(tmp_path, DataRequest(scale=0.0003, seed=3, test_protons=3000), progress=False)
     man = json.loads((tmp_path / "sets" / "manifest.json").read_text())
     table = man["seeds"]["table1"]["sets"]
     assert table["mc_test"] == {**table["mc_test"], "electrons": 300, "protons": 3000}
@@ -149,7 +152,7 @@ def test_test_sets_of_their_own_size(tmp_path):
     high = man["cut_flows"]["mc_high"]["counts"]
     assert man["sets"]["mc_high"]["events"] == high["electron"][-1] + high["proton"][-1]  # nothing split off
     with pytest.raises(ConfigError, match="test_protons=-1"):
-        datasets.ensure_ecal_sets(tmp_path / "b", scale=0.0003, seed=3, test_protons=-1, progress=False)
+        datasets.ensure_ecal_sets(tmp_path / "b", DataRequest(scale=0.0003, seed=3, test_protons=-1), progress=False)
 
 
 def test_dann_target_of_its_own_size(tmp_path):
@@ -172,8 +175,8 @@ def test_dann_target_window_and_what_it_changes(tmp_path):
     from amsnb.workdir import Workdir
 
     wd = Workdir(tmp_path / "wd")
-    sets = datasets.ensure_ecal_sets(wd, scale=1, seed=1, input_files=user_files(tmp_path / "raw", n=800),
-                                     progress=False)
+    request = DataRequest(scale=1, seed=1, input_files=user_files(tmp_path / "raw", n=800))
+    sets = datasets.ensure_ecal_sets(wd, request, progress=False)
     whole = experiment.prepare(wd, sets, target_window="all", progress=False)
     inside = experiment.prepare(wd, sets, progress=False)
     e_train, e_all, e_in = (d.column("energy") for d in (inside.train, whole.target, inside.target))

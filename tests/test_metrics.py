@@ -1,4 +1,5 @@
-"""amsnb.metrics: exact small cases, intervals against scipy, limits, weights, per-bin thresholds, fast engine."""
+"""amsnb.metrics: exact small cases, intervals against scipy, limits, weights, per-bin thresholds; the fast engine and
+working-point files (amsnb.working_points) and the tables (amsnb.tables) of its numbers."""
 
 import json
 import math
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import beta
 
-from amsnb import metrics
+from amsnb import metrics, tables, working_points
 from amsnb.errors import ConfigError, EmptySelectionError, InputFileError, SchemaError
 
 
@@ -103,7 +104,7 @@ def test_engine_equals_brute_force_recount():
     score, label, energy = _sample(5000, seed=3)
     w = np.random.default_rng(4).uniform(0.5, 2.0, len(score))
     edges = np.geomspace(100, 2000.001, 9)
-    eng = metrics.WorkingPointEngine(score, label, w, energy, edges=edges)
+    eng = working_points.WorkingPointEngine(score, label, w, energy, edges=edges)
     rng = np.random.default_rng(5)
     for _ in range(25):
         i0 = int(rng.integers(0, 7))
@@ -137,8 +138,35 @@ def test_curve_and_table_consistent_with_points():
     from sklearn.metrics import roc_auc_score
 
     assert rows[0]["auc"] == pytest.approx(roc_auc_score(label, score))
-    text = metrics.format_table(rows)
+    text = tables.format_table(rows)
     assert "R@90%" in text and str(p.n_bkg_pass) in text
+
+
+def test_engine_counts_passes_with_the_one_rule():
+    """The engine's sorted count is metrics.passes (score >= threshold): a score equal to the threshold passes."""
+    score = np.array([0.1, 0.5, 0.5, 0.5, 0.9, 0.2, 0.5, 0.7, 0.5])
+    label = np.array([1, 1, 1, 0, 1, 0, 0, 0, -1])
+    eng = working_points.WorkingPointEngine(score, label)
+    for t in (0.05, 0.1, 0.5, np.nextafter(0.5, 1), 0.7, 0.95):
+        p = eng.at_threshold(t)
+        assert p.n_sig_pass == metrics.passes(score[label == 1], t).sum()
+        assert p.n_bkg_pass == metrics.passes(score[label == 0], t).sum()
+        assert p == metrics.rejection_at_threshold(score, label, threshold=t)
+
+
+def test_tables_render_limits_and_intervals():
+    """Text and HTML show an interval, or '>' for a lower limit (no proton passes); the flat form keeps the flag."""
+    row = {"model": "m", "auc": 0.987654321, "n_sig": 10, "n_bkg": 100}
+    for k, (rej, limit) in {"80": (12.345678, False), "90": (250000.0, False), "95": (61.0, True)}.items():
+        row.update({f"rej{k}": rej, f"rej{k}_lo": rej / 2, f"rej{k}_hi": math.inf if limit else 2 * rej,
+                    f"rej{k}_is_limit": limit, f"mis{k}": 0 if limit else 3, f"eff{k}": int(k) / 100})
+    text = tables.format_table([row])
+    assert "12.35 [6.173, 24.69]" in text and "2.500e+05 [1.250e+05, 5.000e+05]" in text and ">61" in text
+    assert text.splitlines()[1].startswith("-----") and "0.98765" in text
+    html = tables.table_html([row])
+    assert "<th>R@95% [interval]</th>" in html and "<td>&gt; 61</td>" in html and html.endswith("</table>")
+    assert tables.key_figures([row], "s")["m_s_rej95_is_limit"] is True
+    assert tables.format_number(math.inf) == "inf"
 
 
 def test_bad_input_raises_clear_errors():
@@ -155,16 +183,16 @@ def test_bad_input_raises_clear_errors():
 def test_working_point_roundtrip(tmp_path):
     score, label, _ = _sample(2000, seed=7)
     p = metrics.rejection_at_efficiency(score, label)
-    path = metrics.save_working_point(tmp_path / "wp.json", p, model="bdt", eval_set="iss_test",
+    path = working_points.save_working_point(tmp_path / "wp.json", p, model="bdt", eval_set="iss_test",
                                       energy_range=(1000, 2000))
-    wp = metrics.load_working_point(path)
+    wp = working_points.load_working_point(path)
     assert wp.threshold == p.threshold and wp.model == "bdt" and wp.energy_range == (1000.0, 2000.0)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"model": "x"}))
     with pytest.raises(ConfigError, match="threshold"):
-        metrics.load_working_point(bad)
+        working_points.load_working_point(bad)
     with pytest.raises(InputFileError):
-        metrics.load_working_point(tmp_path / "missing.json")
+        working_points.load_working_point(tmp_path / "missing.json")
 
 
 def test_plots_draw_intervals_and_limits():
@@ -190,12 +218,10 @@ def test_model_helpers_share_binning_and_flatten_table():
     assert np.array_equal(per_bin["a"].edges, per_bin["b"].edges) and len(per_bin["a"].edges) == 4
     # a monotonic transform of the score changes nothing: same passing protons in every bin
     assert [p.n_bkg_pass for p in per_bin["a"].points] == [p.n_bkg_pass for p in per_bin["b"].points]
-    rows = metrics.energy_table(per_bin)
+    rows = tables.energy_table(per_bin)
     assert len(rows) == 6 and all(abs(r["efficiency"] - 0.9) < 0.01 for r in rows)
-    flat = metrics.key_figures(metrics.comparison_table(models), "iss_test")
+    flat = tables.key_figures(metrics.comparison_table(models), "iss_test")
     assert flat["a_iss_test_mis90"] == metrics.rejection_at_efficiency(s, lab).n_bkg_pass
-    with pytest.raises(EmptySelectionError, match="mc_test"):
-        metrics.on_set({"a": {"iss_test": models["a"]}}, "mc_test")
 
 
 def test_auc_with_error_hanley_mcneil():
@@ -265,7 +291,7 @@ def test_threshold_transfer_measures_the_efficiency_really_reached():
     assert r["efficiency"] == pytest.approx(0.783, abs=0.025)
     assert r["efficiency_lo"] < r["efficiency"] < r["efficiency_hi"]
     assert r["rejection_value"] > r["own_rejection_value"]  # a tighter cut rejects more, at lower efficiency
-    assert "threshold from" in metrics.format_transfer_table(rows)
+    assert "threshold from" in tables.format_transfer_table(rows)
 
 
 def test_class_fraction_recovers_a_known_mix():

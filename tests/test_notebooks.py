@@ -152,3 +152,26 @@ def test_notebooks_02_to_05_run_on_sparse_ams_ntuples(sparse_series):
     m04 = wd.load_metrics("04")
     assert 0.8 < m04["iss_test_auc"] <= 1.0
     assert wd.load_metrics("05")
+
+
+def test_a_notebook_opened_and_run_as_it_is_reuses_the_series_run(smoke_series):
+    """As in JupyterLab: notebook 02 with only `profile = "smoke"` (and the run folder) typed into its parameters
+    cell, executed in notebooks/ without papermill, makes the request `amsnb run --profile smoke` made: the raw
+    samples and the selected sets are reused, not recomputed."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    wd, _ = smoke_series
+    nb = nbformat.read(ROOT / "notebooks" / "02_cut_studies.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert 'profile = "default"' in cell.source and "workdir = None" in cell.source
+    cell.source = cell.source.replace('profile = "default"', 'profile = "smoke"').replace(
+        "workdir = None", f"workdir = {str(wd.path)!r}")
+    for c in nb.cells:  # the dask comparison is the notebook's own business; the request is what counts here
+        if c.cell_type == "code" and "scaleout.cut_flows_dask" in c.source:
+            c.source = "dask_equal, dask_seconds = None, None"
+    NotebookClient(nb, kernel_name=runner.ensure_kernel(), timeout=600,
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "sets: reused" in printed and "data/ecal/mc_high.root: reused" in printed, printed[:2000]
+    assert "selecting" not in printed and "new," not in printed

@@ -110,27 +110,30 @@ def test_efficiency_vs_rigidity(samples):
     assert set(eff["per_z"]) <= {14, 16, 17}
 
 
-def test_study_tables_with_a_perfect_score(samples):
-    from amsnb.nuclei import study
+def test_ml_cut_table_with_a_perfect_score(samples):
+    from amsnb.nuclei import below_l1
 
     p = nuclei.pooled_set(samples, 15, l1_cut=False)
     perfect = (p["z_primary"] == 15).astype(float)
-    rows = study.ml_cut_table(p, perfect, 15, [0.5])
+    table = below_l1.ml_cut_table(below_l1.ScoredEvents(15, p, perfect), [0.5])
+    rows = table.as_rows()
     assert rows[0]["sig_eff"] == 1.0 and rows[0]["bkg_eff"] == 0.0 and rows[0]["below_l1_after"] == 0.0
     assert rows[0]["bkg_eff_lo"] == 0.0 and rows[0]["bkg_eff_err"] > 0  # Clopper-Pearson, not Wald: nonzero at 0
     assert rows[0]["sig_eff_hi"] == 1.0 and rows[0]["sig_eff_lo"] < 1.0
     assert 0.005 < rows[0]["below_l1_before"] < 0.6  # ~2 % with the partial cross sections of docs/nuclei.md
+    assert table.metrics() == {"ml_sig_eff_0.5": 1.0, "ml_bkg_eff_0.5": 0.0, "below_l1_after_0.5": 0.0,
+                               "below_l1_before_ml": rows[0]["below_l1_before"]}
 
 
 def test_input_calibration_recovers_the_data_scales():
     """calibrate_inputs finds the data/MC peak ratio per inner layer and TOF plane on Si: the sim's 1.012 (tracker)
     and 0.985 (TOF) plus the data's 25 % higher delta-ray rate, which moves the peak by ~+0.2 % (tracker) and
     ~+0.6 % (TOF); 20k Si each: peak positions known to ~0.05 %, accept +-0.004. L1 is left alone."""
-    from amsnb.nuclei import study
+    from amsnb.nuclei.samples import calibrate_inputs
 
     mc = {14: sim.simulate(20000, (14,), "mc", seed=1)}
     da = {14: sim.simulate(20000, (14,), "data", seed=2)}
-    cal, scales = study.calibrate_inputs(da, mc)
+    cal, scales = calibrate_inputs(da, mc)
     for layer in range(2, 9):
         assert scales[f"L{layer}"] == pytest.approx(1.014, abs=0.004)
     assert scales["tof_q_l1"] == pytest.approx(0.991, abs=0.004)
@@ -143,34 +146,34 @@ def test_held_out_probe_sets_and_domain_weights(samples):
     """make_datasets: the probe's MC events are disjoint from the training/validation events and have the global
     MC's composition; its data events are disjoint from the DANN target; the domain weights give the training set
     the global MC's composition (weighted shares equal to 1e-6)."""
-    from amsnb.nuclei import study
+    from amsnb.nuclei.training import event_keys as k
+    from amsnb.nuclei.training import make_datasets
 
     data = {z: sim.simulate(len(a["q_inner"]), (z,), "data", seed=50 + z) for z, a in samples.items()}
-    sets = study.make_datasets(samples, data, 15, 400, seed=1, n_target=200)
-    k = study._keys
-    train_val = np.concatenate([k(sets["train_arrays"]), k(sets["val_arrays"])])
-    assert not np.isin(k(sets["probe_mc_arrays"]), train_val).any()
-    assert not np.isin(k(sets["probe_data_arrays"]), k(sets["target_arrays"])).any()
-    assert len(sets["target_arrays"]["q_inner"]) <= 200
+    sets = make_datasets(samples, data, 15, 400, seed=1, n_target=200)
+    train_val = np.concatenate([k(sets.train_arrays), k(sets.val_arrays)])
+    assert not np.isin(k(sets.probe_mc_arrays), train_val).any()
+    assert not np.isin(k(sets.probe_data_arrays), k(sets.target_arrays)).any()
+    assert len(sets.target_arrays["q_inner"]) <= 200
     glob = nuclei.pooled_set(samples, 15)
-    tr, w = sets["train_arrays"], sets["train_arrays"]["domain_weight"]
+    tr, w = sets.train_arrays, sets.train_arrays["domain_weight"]
     assert w.mean() == pytest.approx(1.0, rel=1e-5)
     zs = np.unique(tr["z_primary"])
     ref = np.array([glob["weight"][glob["z_primary"] == z].sum() for z in zs])
     got = np.array([w[tr["z_primary"] == z].sum() for z in zs])
     np.testing.assert_allclose(got / got.sum(), ref / ref.sum(), atol=1e-6)
-    assert "dw" in sets["train"].t and "dw" not in sets["target"].t
+    assert "dw" in sets.train.t and "dw" not in sets.target.t
 
 
 def test_mc_tune_adds_the_measured_cluster_excess():
     """tune_mc_inputs on Si: the measured excess (data 25 % more delta-ray clusters, 0.0035 x 14^2 x 0.25 = 0.17 per
     layer-side, x 1.3 on x) is added to the MC, so tuned MC and data agree in mean clusters per layer-side to
     ~0.03 (10k events, Poisson sigma ~0.015); the extra inner resolution is ~1 % and the truncated mean follows."""
-    from amsnb.nuclei import study
+    from amsnb.nuclei.samples import calibrate_inputs, tune_mc_inputs
 
     mc = {14: sim.simulate(20000, (14,), "mc", seed=1)}
-    da, _ = study.calibrate_inputs({14: sim.simulate(20000, (14,), "data", seed=2)}, mc)
-    tuned, info = study.tune_mc_inputs(mc, da, seed=3)
+    da, _ = calibrate_inputs({14: sim.simulate(20000, (14,), "data", seed=2)}, mc)
+    tuned, info = tune_mc_inputs(mc, da, seed=3)
     assert info["cluster_excess"][1:8].mean() == pytest.approx(0.17 * 1.15, abs=0.04)
     assert 0.003 < info["rel_smear"][1:8].mean() < 0.02 and info["rel_smear"][0] == 0
     sel = nuclei.SELECTIONS[14]

@@ -3,6 +3,7 @@ parameter affecting it recomputes, one that does not reuses, and a killed write 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -147,18 +148,19 @@ def test_selected_sets_and_cache(tmp_path, capsys):
 
     raw = user_files(tmp_path / "raw")
     wd = Workdir(tmp_path / "run")
-    kw = dict(scale=1.0, seed=1, input_files=raw, progress=False)
-    sets = datasets.ensure_ecal_sets(wd, **kw)
+    request = datasets.DataRequest(scale=1.0, seed=1, input_files=raw)
+    kw = dict(progress=False)
+    sets = datasets.ensure_ecal_sets(wd, request, **kw)
     stamp = provenance.read_stamp(wd.sets)
-    datasets.ensure_ecal_sets(wd, **{**kw, "progress": True})
+    datasets.ensure_ecal_sets(wd, request, progress=True)
     assert provenance.read_stamp(wd.sets).created == stamp.created  # reused
     capsys.readouterr()
-    datasets.ensure_ecal_sets(wd, **kw, test_fraction=0.4)
+    datasets.ensure_ecal_sets(wd, request, **kw, test_fraction=0.4)
     assert "sets: test_fraction 0.3 -> 0.4, selecting" in capsys.readouterr().out
     # a changed source file (same name) is seen through its size and mtime
     ev = io.read(raw["iss_test"][0])
     io.write(raw["iss_test"][0], {k: v[:300] for k, v in ev.items()})
-    datasets.ensure_ecal_sets(wd, **kw, test_fraction=0.4)
+    datasets.ensure_ecal_sets(wd, request, **kw, test_fraction=0.4)
     assert "sets: input iss_test changed, selecting" in capsys.readouterr().out
 
     folder = cache.build_cache(sets["mc_high"], wd.path / "cache", progress=False)
@@ -172,7 +174,7 @@ def test_selected_sets_and_cache(tmp_path, capsys):
     cache.build_cache(sets["mc_high"], wd.path / "cache", max_events=100, progress=False)
     assert "cache/mc_high: max_events null -> 100, caching" in capsys.readouterr().out
     # the sets were reselected above: a cache of the old mc_high is no longer current
-    datasets.ensure_ecal_sets(wd, **kw, test_fraction=0.3)
+    datasets.ensure_ecal_sets(wd, request, **kw, test_fraction=0.3)
     capsys.readouterr()
     cache.build_cache(sets["mc_high"], wd.path / "cache", dtype="float16", progress=False)
     assert "cache/mc_high.float16: input source changed, caching" in capsys.readouterr().out
@@ -183,13 +185,13 @@ def test_models_follow_the_training_size_and_scores_go_stale(tmp_path, capsys, o
     """The stale-reuse reproduction of the issue: 200 then 600 training events must give two different models."""
     import torch
 
-    from amsnb import metrics
+    from amsnb import scores
     from amsnb.ecal import datasets, experiment
     from amsnb.train import TrainConfig
 
     wd = Workdir(tmp_path / "run")
-    sets = datasets.ensure_ecal_sets(wd, scale=1.0, seed=1, input_files=user_files(tmp_path / "raw", n=1500),
-                                     progress=False)
+    sets = datasets.ensure_ecal_sets(
+        wd, datasets.DataRequest(scale=1.0, seed=1, input_files=user_files(tmp_path / "raw", n=1500)), progress=False)
     cfg = TrainConfig(epochs=1, batch_size=50, progress=False, early_stopping_metric="val_loss")
 
     def train(n, **kw):
@@ -207,7 +209,7 @@ def test_models_follow_the_training_size_and_scores_go_stale(tmp_path, capsys, o
     assert any(not torch.equal(w200[k], v) for k, v in r600.model.state_dict().items())
     # the score files of the 200-event model are now stale: notebook 05's reader skips them
     with pytest.raises(Exception, match="no score files"):
-        metrics.load_scores(wd)
+        scores.load_scores(wd)
     assert "stale" in capsys.readouterr().out
     # the same request again (progress and thread settings do not count): reused, the same weights
     _, again = train(600, config=TrainConfig(**{**vars(cfg), "progress": True, "cpu_threads": 1}))
@@ -219,7 +221,6 @@ def test_models_follow_the_training_size_and_scores_go_stale(tmp_path, capsys, o
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_a_model_of_the_same_request_is_not_trained_twice(tmp_path, capsys, one_torch_thread):
     """The learning curve's point of notebook 04's size reuses notebook 04's model (same request, other tag); a
     point of another size trains its own; score files of an unchanged model are reused, not recomputed."""
@@ -229,8 +230,8 @@ def test_a_model_of_the_same_request_is_not_trained_twice(tmp_path, capsys, one_
     from amsnb.train import TrainConfig
 
     wd = Workdir(tmp_path / "run")
-    sets = datasets.ensure_ecal_sets(wd, scale=1.0, seed=1, input_files=user_files(tmp_path / "raw", n=800),
-                                     progress=False)
+    sets = datasets.ensure_ecal_sets(
+        wd, datasets.DataRequest(scale=1.0, seed=1, input_files=user_files(tmp_path / "raw", n=800)), progress=False)
     cfg = TrainConfig(epochs=1, batch_size=50, progress=False, early_stopping_metric="val_loss")
     data = experiment.prepare(wd, sets, max_train_events=200, progress=False)
     first = experiment.train_model(wd, "cnn_tiny", "cnn", "tiny", data, cfg)
@@ -249,15 +250,17 @@ def test_a_model_of_the_same_request_is_not_trained_twice(tmp_path, capsys, one_
 
 def test_baselines(tmp_path, capsys):
     from amsnb.ecal import baselines
+    from amsnb.ecal.datasets import DataRequest
 
     wd = Workdir(tmp_path / "run")
-    kw = dict(scale=1.0, seed=1, input_files=user_files(tmp_path / "raw"), search=[{}], progress=False)
-    baselines.ensure_baseline_scores(wd, **kw)
+    request = DataRequest(scale=1.0, seed=1, input_files=user_files(tmp_path / "raw"))
+    kw = dict(search=[{}], progress=False)
+    baselines.ensure_baseline_scores(wd, request, **kw)
     created = provenance.read_stamp(wd.models / "bdt").created
-    baselines.ensure_baseline_scores(wd, **{**kw, "progress": True})
+    baselines.ensure_baseline_scores(wd, request, **{**kw, "progress": True})
     assert provenance.read_stamp(wd.models / "bdt").created == created
     capsys.readouterr()
-    baselines.ensure_baseline_scores(wd, **{**kw, "seed": 2})
+    baselines.ensure_baseline_scores(wd, dataclasses.replace(request, seed=2), **kw)
     out = capsys.readouterr().out
     assert "models/bdt: seed 1 -> 2, training" in out and "models/likelihood: seed 1 -> 2" in out
     assert provenance.is_current(wd.scores / "bdt" / "iss_test.root") == (True, "")
@@ -266,7 +269,7 @@ def test_baselines(tmp_path, capsys):
 def test_nuclei_samples_follow_the_request(tmp_path, capsys):
     """The second stale-reuse reproduction: 200 events, then 1000, must give 1000."""
     from amsnb import io
-    from amsnb.nuclei import study
+    from amsnb.nuclei import samples as study
 
     wd = Workdir(tmp_path / "run")
     study.ensure_samples(wd, n_mc=200, n_data_si=50, z=(14,), seed=7, progress=False)  # Si: no MC boost
@@ -280,7 +283,8 @@ def test_nuclei_samples_follow_the_request(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_nuclei_model_follows_its_training_request(tmp_path, capsys, one_torch_thread):
-    from amsnb.nuclei import sim, study
+    from amsnb.nuclei import sim
+    from amsnb.nuclei import training as study
 
     wd = Workdir(tmp_path / "run")
     mc = {z: sim.simulate(300, (z,), "mc", seed=[1, z]) for z in (14, 15, 16)}

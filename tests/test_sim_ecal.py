@@ -13,6 +13,7 @@ import pytest
 
 from amsnb import io
 from amsnb.ecal import sim as ecal
+from amsnb.ecal.sim import events
 from amsnb.errors import ConfigError
 from amsnb.schema import ECAL
 
@@ -290,8 +291,8 @@ def test_simulate_into_overwrites_every_branch():
     window), so a buffer holding another chunk's values gives the events of a fresh one."""
     for part in ("electron", "proton"):
         for window in (None, 30):
-            dirty = {k: np.full_like(v, 7) for k, v in ecal._new_output(300).items()}
-            ecal._simulate_into(dirty, 300, part, "iss", 3, (200.0, 2000.0), window=window)
+            dirty = {k: np.full_like(v, 7) for k, v in events.new_output(300).items()}
+            events._simulate_into(dirty, 300, part, "iss", 3, (200.0, 2000.0), window=window)
             fresh = ecal.simulate(300, part, "iss", seed=3, window=window)
             for name in fresh:
                 np.testing.assert_array_equal(dirty[name], fresh[name], err_msg=f"{part} {window} {name}")

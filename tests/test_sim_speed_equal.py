@@ -9,6 +9,7 @@ import pytest
 
 from amsnb.ecal import _kernels as k
 from amsnb.ecal import sim as ecal
+from amsnb.ecal.sim import physics
 
 needs_numba = pytest.mark.skipif(not k.HAVE_NUMBA, reason="numba not installed: the NumPy fallback is what runs")
 
@@ -54,7 +55,7 @@ def test_component_layers_kernel_is_edges_then_layer_fractions():
     a, t = rng.uniform(1.05, 15, m), rng.uniform(0.5, 20, m)
     t0, sec = rng.exponential(3, m), rng.uniform(1, 1.05, m)
     rows, e = np.sort(rng.choice(n, m, replace=False)), rng.uniform(1, 3000, m)
-    le = ecal._LAYER_EDGES_X0
+    le = physics._LAYER_EDGES_X0
     edges = np.clip(le[None, :] * sec[:, None] - t0[:, None], 0, None)
     ref = k.layer_fractions(a, (a - 1.0) / t, edges)
     np.testing.assert_array_equal(k.component_layers(a, t, t0, sec, le), ref)
@@ -66,21 +67,21 @@ def test_component_layers_kernel_is_edges_then_layer_fractions():
 
 
 def test_energy_search_draws_once_like_the_replayed_stream():
-    """The components' random numbers drawn once (``_proton_draws``) are those a replay of the stream from the same
+    """The components' random numbers drawn once (``proton_draws``) are those a replay of the stream from the same
     state drew, and leave the stream where the replayed shower left it."""
     dom = ecal.get_domain("iss")
     rng = np.random.default_rng(5)
     n = 400
-    truth, ev = ecal._incidence(rng, n, ecal.WINDOW)
-    lat = ecal._proton_latents(rng, n, dom)
+    truth, ev = physics.incidence(rng, n, ecal.WINDOW)
+    lat = physics.proton_latents(rng, n, dom)
     e = np.exp(rng.uniform(np.log(200), np.log(2000), n))
     state = rng.bit_generator.state
-    replay = ecal._protons(rng, n, e, lat, dom, ecal.WINDOW, ev, truth, layers_only=True)[0]
+    replay = physics.proton_showers(rng, n, e, lat, dom, ecal.WINDOW, ev, truth, layers_only=True)[0]
     after_replay = rng.bit_generator.state
     rng.bit_generator.state = state
-    draws = ecal._proton_draws(rng, lat, ev, dom.proton)
+    draws = physics.proton_draws(rng, lat, ev, dom.proton)
     assert rng.bit_generator.state == after_replay
-    once = ecal._protons(rng, n, e, lat, dom, ecal.WINDOW, ev, truth, layers_only=True, draws=draws)[0]
+    once = physics.proton_showers(rng, n, e, lat, dom, ecal.WINDOW, ev, truth, layers_only=True, draws=draws)[0]
     assert rng.bit_generator.state == after_replay  # replaying from the draws consumes nothing
     np.testing.assert_array_equal(once, replay)
 

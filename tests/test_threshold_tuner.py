@@ -6,7 +6,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from amsnb import metrics  # noqa: E402
+from amsnb import metrics, working_points  # noqa: E402
 from amsnb.errors import EmptySelectionError  # noqa: E402
 from amsnb.widgets.threshold_tuner import (  # noqa: E402
     ThresholdTuner,
@@ -89,7 +89,7 @@ def test_lower_limit_readout(tuner):
 def test_save_working_point_is_loadable(tuner, tmp_path):
     tuner.w_eff.value = 0.85
     tuner.w_save.click()
-    wp = metrics.load_working_point(tuner.last_saved)
+    wp = working_points.load_working_point(tuner.last_saved)
     assert tuner.last_saved.parent == tmp_path
     assert wp.threshold == tuner.current.threshold and wp.model == "demo_bdt" and wp.eval_set == "mc_high_test"
     assert wp.energy_range == tuner.energy_range and wp.amsnb_version
@@ -101,7 +101,7 @@ def test_from_workdir_reads_score_files(tmp_path):
     assert set(t.w_model.options) == {"demo_bdt", "demo_cnn"}
     assert t.save_dir == wd / "05_evaluation"
     a = demo_scores(seed=3, n_proton=800, n_electron=200)["demo_bdt"]["iss_test"]
-    eng = metrics.WorkingPointEngine(a["score"], a["label"])
+    eng = working_points.WorkingPointEngine(a["score"], a["label"])
     assert readout(eng, "efficiency", 0.9).threshold == readout(t.engine("demo_bdt", "iss_test"), "efficiency",
                                                                  0.9).threshold
 

@@ -1,5 +1,6 @@
-"""Trainer: gradient reversal, lambda schedule, DA-off = plain training, exact resume, DDP (gloo) = single process,
-ONNX export = onnxruntime, training cache round trip. Tiny models on synthetic data so the file runs in seconds."""
+"""Trainer: gradient reversal, lambda schedule, the domain-adversarial loss, DA-off = plain training, exact resume,
+DDP (gloo) = single process, the training request, ONNX export = onnxruntime, training cache round trip. Tiny models
+on synthetic data so the file runs in seconds."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from amsnb.models.layers import DomainAdversarialModel, grad_reverse, mlp_head
-from amsnb.train import ArrayDataset, TrainConfig, fit, ganin_lambda, predict
+from amsnb.train import ArrayDataset, TrainConfig, domain_adversarial_loss, fit, ganin_lambda, predict
 from amsnb.train.trainer import epoch_batches
 
 N_FEAT = 12
@@ -78,6 +79,75 @@ def test_lambda_schedule():
     assert ganin_lambda(2.0) == ganin_lambda(1.0)  # clipped to the run
     vals = [ganin_lambda(p) for p in np.linspace(0, 1, 11)]
     assert all(b > a for a, b in zip(vals, vals[1:]))
+
+
+# A fixed batch of domain logits (5 source, 3 target events) and domain weights.
+_DL_SOURCE = torch.tensor([[0.3, -1.2], [2.0, 0.5], [-0.7, 0.1], [1.1, 1.0], [0.0, -2.5]])
+_DL_TARGET = torch.tensor([[0.4, 0.9], [-1.5, 0.2], [0.8, -0.3]])
+_DW_SOURCE = torch.tensor([1.0, 0.5, 2.0, 1.0, 0.25])
+_DW_TARGET = torch.tensor([1.0, 1.5, 0.75])
+
+
+def test_domain_adversarial_loss_is_the_former_inline_loss():
+    """The value the trainer's inline DANN loss gave on a fixed batch (hard-coded from the code before the loss had
+    a name, float32), and the same computed the old way: the domain cross-entropy of source (0) and target (1)
+    events together, weighted by dw, divided by the total weight."""
+    assert domain_adversarial_loss(_DL_SOURCE, _DL_TARGET, _DW_SOURCE, _DW_TARGET).item() == 0.6343372464179993
+    assert domain_adversarial_loss(_DL_SOURCE, _DL_TARGET).item() == 0.5408015251159668  # dw default 1
+    ones = domain_adversarial_loss(_DL_SOURCE, _DL_TARGET, torch.ones(5), torch.ones(3))
+    assert ones.item() == 0.5408015251159668
+    dl, w = torch.cat([_DL_SOURCE, _DL_TARGET]), torch.cat([_DW_SOURCE, _DW_TARGET])
+    dy = torch.cat([torch.zeros(5, dtype=torch.long), torch.ones(3, dtype=torch.long)])
+    old = (w * nn.functional.cross_entropy(dl, dy, reduction="none")).sum() / w.sum()
+    assert domain_adversarial_loss(_DL_SOURCE, _DL_TARGET, _DW_SOURCE, _DW_TARGET).item() == \
+        pytest.approx(old.item(), rel=1e-6)
+
+
+def test_domain_adversarial_loss_zero_weight_removes_an_event():
+    """An event of domain weight 0 (source or target) contributes nothing: the loss equals the loss without it
+    and its logits get no gradient."""
+    for side in ("source", "target"):
+        ls, lt = _DL_SOURCE.clone().requires_grad_(), _DL_TARGET.clone().requires_grad_()
+        ws, wt = _DW_SOURCE.clone(), _DW_TARGET.clone()
+        k = 1
+        (ws if side == "source" else wt)[k] = 0.0
+        loss = domain_adversarial_loss(ls, lt, ws, wt)
+        keep = [i for i in range(len(ws if side == "source" else wt)) if i != k]
+        if side == "source":
+            without = domain_adversarial_loss(_DL_SOURCE[keep], _DL_TARGET, _DW_SOURCE[keep], _DW_TARGET)
+        else:
+            without = domain_adversarial_loss(_DL_SOURCE, _DL_TARGET[keep], _DW_SOURCE, _DW_TARGET[keep])
+        assert loss.item() == pytest.approx(without.item(), rel=1e-6), side
+        assert loss.item() != pytest.approx(domain_adversarial_loss(_DL_SOURCE, _DL_TARGET, _DW_SOURCE,
+                                                                    _DW_TARGET).item(), rel=1e-3)
+        loss.backward()
+        g = ls.grad if side == "source" else lt.grad
+        assert torch.count_nonzero(g[k]) == 0 and torch.count_nonzero(g[keep]) > 0, side
+
+
+def test_domain_adversarial_loss_gradient_is_reversed_through_the_model():
+    """Used on a DomainAdversarialModel's domain logits, the loss's gradient reaches the feature extractor
+    reversed and scaled by lambda (the GRL), while the domain head gets the ordinary gradient."""
+    m = _model(6)
+    g = torch.Generator().manual_seed(0)
+    xs, xt = torch.randn(6, N_FEAT, generator=g), torch.randn(4, N_FEAT, generator=g) + 0.5
+    ws, wt = torch.rand(6, generator=g), torch.rand(4, generator=g)
+    lam = 0.7
+    out = m(torch.cat([xs, xt]), lambda_=lam)["domain_logits"]
+    m.zero_grad()
+    domain_adversarial_loss(out[:6], out[6:], ws, wt).backward()
+    grl = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    m.zero_grad()
+    plain = m.domain_head(m.feature_extractor(torch.cat([xs, xt])))  # the same path without the reversal
+    domain_adversarial_loss(plain[:6], plain[6:], ws, wt).backward()
+    ref = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    assert set(grl) == set(ref) and not any(n.startswith("label_head") for n in grl)
+    fe = [n for n in ref if n.startswith("feature_extractor")]
+    assert fe and all(torch.count_nonzero(ref[n]) for n in fe)
+    for n in fe:
+        torch.testing.assert_close(grl[n], -lam * ref[n], rtol=1e-5, atol=1e-7)
+    for n in (n for n in ref if n.startswith("domain_head")):
+        torch.testing.assert_close(grl[n], ref[n], rtol=0, atol=0)
 
 
 def test_da_off_equals_plain_training(tmp_path):
@@ -424,8 +494,10 @@ def test_domain_weights_reach_the_domain_loss(tmp_path):
 def test_a_no_da_config_ignores_the_da_fields(tmp_path, capsys):
     """The no-DA twin of a DANN run with another lambda is the same model: fit resumes (returns) it instead of
     training afresh; with DA on, lambda counts."""
+    from amsnb.train import training_request
     from amsnb.train.trainer import result_config
 
+    assert result_config is training_request  # the former name keeps working
     train = _data()
     cfg = TrainConfig(epochs=1, batch_size=64, progress=False, lambda_max=0.3)
     assert result_config(cfg) == result_config(TrainConfig(epochs=1, batch_size=64, progress=False, lambda_max=3))
@@ -435,3 +507,43 @@ def test_a_no_da_config_ignores_the_da_fields(tmp_path, capsys):
     again = fit(_model(2), train, None, None, TrainConfig(epochs=1, batch_size=64, progress=False, lambda_max=3.0),
                 tmp_path / "run")
     assert "training afresh" not in capsys.readouterr().out and again.finished
+
+
+def test_the_training_request_is_one_definition(tmp_path, monkeypatch):
+    """training_request is what makes "the same training": defaults count whether or not they were spelled out,
+    fields that cannot change the model do not, DA-only fields count only with DA; the nuclei study's provenance
+    request is exactly it (as is fit's resume check and the ECAL experiment's request)."""
+    from amsnb import provenance
+    from amsnb.nuclei import training as study
+    from amsnb.train import training_request
+    from amsnb.workdir import Workdir
+
+    assert training_request(TrainConfig()) == training_request(TrainConfig(epochs=5, batch_size=128))
+    assert training_request(TrainConfig(progress=False, device="auto", stop_after_epoch=2, num_workers=3)) == \
+        training_request(TrainConfig())
+    assert training_request(TrainConfig(seed=2)) != training_request(TrainConfig())
+    assert training_request(TrainConfig(domain_weight=3)) == training_request(TrainConfig())
+    assert training_request(TrainConfig(use_da=True, domain_weight=3)) != training_request(TrainConfig(use_da=True))
+    assert training_request(TrainConfig(class_weights=[1, 2])) == training_request(TrainConfig(class_weights=(1, 2)))
+
+    class Stop(Exception):
+        pass
+
+    def nuclei_request(train_config):
+        seen = {}
+
+        def ensure(folder, stamp, build, **kw):
+            seen["request"] = stamp.request
+            raise Stop
+
+        monkeypatch.setattr(provenance, "ensure", ensure)
+        sets = {f"{k}_arrays": {"a": np.zeros(3)} for k in ("train", "val", "target")}
+        with pytest.raises(Stop):
+            study.train(Workdir(tmp_path), sets, 14, train_config)
+        return seen["request"]["train_config"]
+
+    cfg = {"epochs": 2, "lambda_max": 0.5, "progress": False}
+    assert nuclei_request(cfg) == training_request(TrainConfig(**cfg, early_stopping_metric="auc"))
+    assert nuclei_request({"epochs": 2}) == nuclei_request({**cfg, "batch_size": 128})
+    assert nuclei_request({"epochs": 2, "use_da": True}) != nuclei_request({"epochs": 2, "use_da": True,
+                                                                            "lambda_max": 0.5})

@@ -20,7 +20,7 @@
 # energy range, a model and an evaluation set. The readout gives the electron efficiency and the proton rejection
 # with their Clopper-Pearson intervals (68 % CL; a lower limit when no proton passes) and the counts of misidentified
 # protons and lost electrons; the working point is marked on the rejection-vs-efficiency curve and on the score
-# histograms. *Save working point* writes a JSON that `amsnb.metrics.load_working_point` reads.
+# histograms. *Save working point* writes a JSON that `amsnb.working_points.load_working_point` reads.
 #
 # Run as an app: `voila widgets/threshold_tuner.ipynb`. Set `workdir` to a run folder with score files
 # (`scores/<model>/<set>.root`, written by notebooks 03/04), or `score_files` to a comma-separated list of score

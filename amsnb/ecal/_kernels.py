@@ -89,8 +89,8 @@ if HAVE_NUMBA:
     @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _em_component_nb(out, rows, start, axis, sec, e_gev, lfrac, r_c, r_t, p, rm, has_off, slope, z_start,
                          cell_edges, layer_z, is_x, thr, edges):  # pragma: no cover - compiled
-        # the float64 steps of amsnb.ecal.sim._add_em between the radial parameters and the cell CDF, pair by pair
-        # in the same operation order (each rounds like NumPy's element-wise op), then the loop of _add_em_cells_nb
+        # the float64 steps of amsnb.ecal.sim.physics._add_em between the radial parameters and the cell CDF, pair by
+        # pair in the same operation order (each rounds like NumPy's element-wise op), then the loop of _add_em_cells_nb
         m, nl = lfrac.shape
         w = edges.shape[0] - 1
         f = np.empty(w + 1, np.float32)
@@ -189,7 +189,7 @@ if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _component_layers_nb(a, t, t_start, sec, layer_edges, e_gev, rows, add, sums, out):  # pragma: no cover
-        # the shower component's depth edges and Gamma rate as amsnb.ecal.sim._add_em computed them with NumPy
+        # the shower component's depth edges and Gamma rate as amsnb.ecal.sim.physics._add_em computed them with NumPy
         # (same operations, element by element), the fractions by _layer_fractions_nb, and with ``add`` the layer
         # sums ``sums[rows[i]] += (E_i 1e3) f_i`` of the energy search
         m = a.shape[0]
@@ -383,7 +383,7 @@ def layer_fractions(a: np.ndarray, b: np.ndarray, edges: np.ndarray) -> np.ndarr
 def component_layers(a, t, t_start, sec, layer_edges, sums=None, rows=None, e_gev=None) -> np.ndarray:
     """Layer fractions (m, L) of Gamma(a, (a-1)/t) shower components starting at depth ``t_start`` (X0 along the
     axis), the layer boundaries ``layer_edges`` (L+1, X0) scaled by ``sec`` = 1/cos(theta) (m,): the longitudinal
-    step of amsnb.ecal.sim._add_em. With ``sums`` (n, L) float64: also ``sums[rows] += E[GeV] 1e3 * fractions``.
+    step of amsnb.ecal.sim.physics._add_em. With ``sums`` (n, L) float64: also ``sums[rows] += E[GeV] 1e3 * fractions``.
 
     numba path: the edges, rates and sums in one kernel around :func:`layer_fractions`'s (same operations in the
     same order as the NumPy path, so the same numbers)."""

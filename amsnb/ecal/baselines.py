@@ -370,7 +370,8 @@ def _bin(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ workflow
-def _read(path: Path) -> dict[str, np.ndarray]:
+def read_features(path: Path) -> dict[str, np.ndarray]:
+    """The BDT/likelihood input branches and the event identity of one selected set (learning curves read them too)."""
     from .. import io
 
     return io.read(path, branches=sorted(set(FEATURE_BRANCHES) | set(ID_BRANCHES)))
@@ -388,7 +389,7 @@ def training_data(workdir, train_sets: Sequence[str] = ("mc_high",)) -> dict[str
         if not p.exists():
             raise ConfigError(f"training set {p.stem}: {p} does not exist; run notebook 02 "
                               "(amsnb.ecal.datasets.ensure_ecal_sets) first")
-    return _concat([_read(p) for p in paths])
+    return _concat([read_features(p) for p in paths])
 
 
 def load_baseline(workdir, name: str):
@@ -400,13 +401,12 @@ def load_baseline(workdir, name: str):
     return (BDT if name == "bdt" else Likelihood).load(wd.models / name)
 
 
-def ensure_baseline_scores(workdir, *, scale: float, seed: int, iss_scale: float | None = None,
-                           models: Sequence[str] = MODELS, train_sets: Sequence[str] = ("mc_high",),
-                           search: str | Sequence[dict] = "small", retrain: bool = False, input_files=None,
-                           mapping=None, cuts="default", progress: bool = True,
-                           fresh: bool = False, test_protons: int | None = None,
-                           target_events: int | None = None) -> dict[str, dict[str, Path]]:
-    """Train (or reuse) the baselines on ``train_sets`` and write their scores for every other selected set.
+def ensure_baseline_scores(workdir, request, *, models: Sequence[str] = MODELS,
+                           train_sets: Sequence[str] = ("mc_high",), search: str | Sequence[dict] = "small",
+                           retrain: bool = False, progress: bool = True,
+                           fresh: bool = False) -> dict[str, dict[str, Path]]:
+    """Train (or reuse) the baselines on ``train_sets`` of the sets of ``request``
+    (:class:`amsnb.ecal.datasets.DataRequest`, made if missing) and write their scores for every other selected set.
 
     Returns ``{model: {set: score file}}``. Each model folder is an :mod:`amsnb.provenance` artefact: reused when it
     was trained on the same selected events (their stamps), training sets, search, features and seed;
@@ -420,9 +420,8 @@ def ensure_baseline_scores(workdir, *, scale: float, seed: int, iss_scale: float
     unknown = set(models) - set(MODELS)
     if unknown:
         raise ConfigError(f"models {sorted(unknown)}: the baselines are {MODELS}")
-    sets = datasets.ensure_ecal_sets(wd, scale=scale, seed=seed, iss_scale=iss_scale, input_files=input_files,
-                                     mapping=mapping, cuts=cuts, progress=progress, fresh=fresh,
-                                     test_protons=test_protons, target_events=target_events)
+    sets = datasets.ensure_ecal_sets(wd, request, progress=progress, fresh=fresh)
+    seed = request.seed
     missing = [s for s in train_sets if s not in sets]
     if missing:
         raise ConfigError(f"train_sets {missing} are not among the selected sets {sorted(sets)}")
@@ -455,7 +454,7 @@ def ensure_baseline_scores(workdir, *, scale: float, seed: int, iss_scale: float
         model = cls.load(folder)
         out[name] = {}
         for s in eval_sets:
-            arr = _read(sets[s])
+            arr = read_features(sets[s])
             path = score_path(wd, name, s)
             made_by = provenance.Stamp("amsnb.ecal.baselines.scores", BASELINE_VERSION, {"model": name, "set": s},
                                        {"model": provenance.file_input(folder),

@@ -14,6 +14,7 @@ the order of files or chunks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -113,62 +114,145 @@ def load_manifest(workdir) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def ensure_ecal_sets(workdir, *, scale: float, seed: int, iss_scale: float | None = None, input_files=None,
-                     mapping=None, cuts="default", progress: bool = True,
-                     test_fraction: float = TEST_FRACTION, fresh: bool = False,
-                     test_protons: int | None = None, target_events: int | None = None) -> dict[str, Path]:
-    """Selected Table-1 sets in ``workdir/sets/`` (``{set: path}``), made if missing or out of date.
+@dataclass(frozen=True)
+class DataRequest:
+    """What the selected ECAL sets are made from: the one data request the notebooks build once (from their
+    parameters, :meth:`from_parameters`) and every function of the ECAL wing takes. Its fields are what the sets'
+    provenance stamp records.
 
-    ``scale``, ``iss_scale`` and ``seed`` go to :func:`amsnb.ecal.sim.generate_table1` (``iss_scale=None``: the
-    value of an existing manifest with the same scale and seed, else ``2 * scale`` as in every profile).
-    ``input_files``: the user's ROOT files instead of the simulation, either ``{set: [files]}`` or one list split
-    by the ``domain``/``label`` branches (see :func:`_route`); ``mapping``: their branch-mapping YAML.
-    ``test_protons``: simulate ``mc_test`` as a raw sample of its own and ``iss_test`` with that many protons
-    (:func:`amsnb.ecal.sim.table1_sizes`), so rejections of 1e3-1e4 are measured from passing protons; mc_test is
-    then selected with mc_high's windows and mc_high is not split. ``target_events``: the raw size of the
-    unlabeled DANN target ``iss_target`` (None: Table 1's at ``scale``).
+    ``scale``, ``iss_scale``, ``seed``, ``test_protons``, ``target_events``: the simulation's request
+    (:func:`amsnb.ecal.sim.generate_table1`; 0 or None for a count: Table 1's own size); ``cuts``: a shipped cut set
+    name, a YAML path or a :class:`amsnb.cuts.CutSet`; ``input_files``: the user's ROOT files instead of the
+    simulation (a list, a glob or comma string, or ``{set: files}``; empty: simulate) with their branch ``mapping``
+    (a YAML path or a dict; empty: none). Empty values are normalised to None, lists to tuples.
+    """
+
+    scale: float
+    seed: int = 1
+    iss_scale: float | None = None
+    test_protons: int | None = None
+    target_events: int | None = None
+    cuts: object = "default"
+    input_files: object = None
+    mapping: object = None
+
+    #: notebook parameter -> field (the parameters cell says ``ecal_scale``: the nuclei notebooks have scales too)
+    PARAMETERS = {"ecal_scale": "scale", "seed": "seed", "iss_scale": "iss_scale", "test_protons": "test_protons",
+                  "target_events": "target_events", "cuts": "cuts", "input_files": "input_files",
+                  "mapping": "mapping"}
+
+    def __post_init__(self):
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        if not isinstance(self.scale, (int, float)) or isinstance(self.scale, bool) or not self.scale > 0:
+            raise ConfigError(f"ecal_scale={self.scale!r}: give a positive fraction of seed 000's Table 1 sizes")
+        if self.iss_scale is not None and not self.iss_scale > 0:
+            raise ConfigError(f"iss_scale={self.iss_scale!r}: give a positive number (or None: 2 x ecal_scale)")
+        for name in ("test_protons", "target_events"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ConfigError(f"{name}={value!r}: give a number of raw events (0: Table 1's own size)")
+            put(name, value or None)
+        files = self.input_files
+        if isinstance(files, Mapping):
+            put("input_files", {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in files.items()}
+                or None)
+        elif isinstance(files, (list, tuple)):
+            put("input_files", tuple(str(f) for f in files) or None)
+        else:
+            put("input_files", files or None)
+        if not isinstance(self.mapping, Mapping):
+            put("mapping", str(self.mapping) if self.mapping else None)
+        if not self.cuts:
+            put("cuts", "default")
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping) -> DataRequest:
+        """The request of a notebook's parameters (:func:`amsnb.profiles.notebook_parameters`)."""
+        return cls(**{field: parameters[name] for name, field in cls.PARAMETERS.items() if name in parameters})
+
+    @property
+    def simulated(self) -> bool:
+        return not self.input_files
+
+    def cutset(self):
+        from .. import cuts as cutlib
+
+        return cutlib.load(self.cuts)
+
+    def simulation(self) -> dict:
+        """The simulation's part of the sets' stamp (the request of :func:`amsnb.ecal.sim.generate_table1`)."""
+        return {"kind": "amsnb.ecal.sim.generate_table1", "scale": self.scale, "seed": self.seed,
+                "iss_scale": self.iss_scale, "test_protons": self.test_protons, "target_events": self.target_events}
+
+
+def _raw_inputs(wd: Workdir, request: DataRequest, progress: bool, fresh: bool):
+    """({set: raw files}, routed?, the origin part of the sets' stamp) of a request: the user's files, or the
+    simulated Table-1 samples (generated into ``data/ecal/`` if missing or out of date)."""
+    if request.input_files:
+        raw, routed = _resolve_inputs(request.input_files)
+        mapping = request.mapping
+        return raw, routed, {"kind": "user files", "mapping": str(mapping) if mapping else None, "routed": routed}
+    from .sim import generate_table1
+
+    previous = load_manifest(wd).get("request", {}).get("origin", {})
+    if previous.get("kind") == "user files":
+        raise ConfigError(f"{wd.sets} holds sets selected from your own files ({previous.get('mapping') or 'no '}"
+                          "mapping); this call has no input_files and would replace them with simulation. "
+                          "Pass the same input_files/mapping parameters, or use another workdir.")
+    if request.iss_scale is None:
+        same = previous.get("scale") == request.scale and previous.get("seed") == request.seed
+        iss_scale = previous["iss_scale"] if same and previous.get("iss_scale") else DEFAULT_ISS_FACTOR * request.scale
+        request = dataclasses.replace(request, iss_scale=iss_scale)
+    paths = generate_table1(wd.ecal_data, request.scale, request.seed, request.iss_scale, progress=progress,
+                            fresh=fresh, test_protons=request.test_protons, target_events=request.target_events)
+    return {k: [v] for k, v in paths.items()}, False, request.simulation()
+
+
+def raw_samples(workdir, request: DataRequest, *, progress: bool = True, fresh: bool = False) -> dict[str, list[Path]]:
+    """{set: raw files} of a request before any cut: the simulated Table-1 samples (made if missing; notebook 01) or
+    the user's files (for one routed list, every set names the whole list)."""
+    wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+    return _raw_inputs(wd, request, progress, fresh)[0]
+
+
+def ensure_ecal_sets(workdir, request: DataRequest, *, progress: bool = True, test_fraction: float = TEST_FRACTION,
+                     fresh: bool = False) -> dict[str, Path]:
+    """Selected Table-1 sets in ``workdir/sets/`` (``{set: path}``) for a :class:`DataRequest`, made if missing or
+    out of date.
+
+    Simulated: ``generate_table1(scale, seed, iss_scale, test_protons, target_events)`` (``iss_scale=None``: the
+    value of an existing manifest with the same scale and seed, else ``2 * scale`` as in every profile);
+    ``test_protons`` makes ``mc_test`` a raw sample of its own, selected with mc_high's windows (mc_high is then not
+    split); ``target_events`` is the raw size of the unlabeled DANN target ``iss_target``.
+    The user's files: ``{set: [files]}`` or one list split by the ``domain``/``label`` branches (see
+    :func:`_route`), read through the request's branch mapping.
     The ``sets/`` folder is one :mod:`amsnb.provenance` artefact: reused only for the same origin, cut set,
     test fraction and input files (by their stamps, or size and mtime for your own files); ``fresh`` remakes it.
     """
-    from .. import cuts as cutlib
     from .. import provenance
 
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
-    cutset = cutlib.load(cuts)
+    if not isinstance(request, DataRequest):
+        raise ConfigError(f"ensure_ecal_sets: expected a DataRequest, got {type(request).__name__}; build it once "
+                          "with amsnb.ecal.datasets.DataRequest.from_parameters(p)")
+    cutset = request.cutset()
+    input_files, mapping, seed = request.input_files, request.mapping, request.seed
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"test_fraction={test_fraction}: the mc_test share of mc_high must be in (0, 1)")
-    routed = False
-    if input_files:
-        raw, routed = _resolve_inputs(input_files)
-        origin = {"kind": "user files", "mapping": str(mapping) if mapping else None, "routed": routed}
-    else:
-        from .sim import generate_table1
-
-        previous = load_manifest(wd).get("request", {}).get("origin", {})
-        if previous.get("kind") == "user files":
-            raise ConfigError(f"{wd.sets} holds sets selected from your own files ({previous.get('mapping') or 'no '}"
-                              "mapping); this call has no input_files and would replace them with simulation. "
-                              "Pass the same input_files/mapping parameters, or use another workdir.")
-        if iss_scale is None:
-            old = load_manifest(wd).get("request", {}).get("origin", {})
-            same = old.get("scale") == scale and old.get("seed") == seed
-            iss_scale = old["iss_scale"] if same and old.get("iss_scale") else DEFAULT_ISS_FACTOR * scale
-        raw = {k: [v] for k, v in generate_table1(wd.ecal_data, scale, seed, iss_scale, progress=progress,
-                                                  fresh=fresh, test_protons=test_protons,
-                                                  target_events=target_events).items()}
-        origin = {"kind": "amsnb.ecal.sim.generate_table1", "scale": scale, "seed": seed, "iss_scale": iss_scale,
-                  "test_protons": test_protons, "target_events": target_events}
+    raw, routed, origin = _raw_inputs(wd, request, progress, fresh)
     for files in raw.values():
         for f in files:
             if not f.exists():
                 raise ConfigError(f"input file {f} not found; check input_files")
     sources = {k: [_file_info(f) for f in v] for k, v in raw.items()}
-    request = {"origin": origin, "cuts": cutset.to_dict(), "test_fraction": test_fraction}
+    stamped = {"origin": origin, "cuts": cutset.to_dict(), "test_fraction": test_fraction}
     inputs = {k: [provenance.identity(f) for f in v] for k, v in raw.items()}
     if mapping and not isinstance(mapping, Mapping):
         inputs["mapping"] = provenance.identity(mapping)
-    stamp = provenance.Stamp("amsnb.ecal.datasets", str(MANIFEST_FORMAT), request, inputs)
-    provenance.ensure(wd.sets, stamp, lambda folder: _select(wd, raw, routed, mapping, cutset, request, sources,
+    stamp = provenance.Stamp("amsnb.ecal.datasets", str(MANIFEST_FORMAT), stamped, inputs)
+    provenance.ensure(wd.sets, stamp, lambda folder: _select(wd, raw, routed, mapping, cutset, stamped, sources,
                                                              test_fraction, seed, input_files, progress),
                       fresh=fresh, label="sets", verb="selecting")
     return {name: wd.sets / info["file"] for name, info in load_manifest(wd)["sets"].items()}

@@ -75,13 +75,15 @@ def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_
             target_electron_fraction: float | None = None) -> EcalData:
     """Cache the selected sets (``wd/cache``) and build the train / validation / target / evaluation datasets.
 
-    The DANN target is ``iss_target`` inside the training events' energy range (``target_window="train"``) or all
-    of it (``"all"``, :data:`TARGET_WINDOWS`), at most ``max_target_events`` of it (None: all).
+    At most ``max_train_events`` training events (None or 0: all). The DANN target is ``iss_target`` inside the
+    training events' energy range (``target_window="train"``) or all of it (``"all"``, :data:`TARGET_WINDOWS`), at
+    most ``max_target_events`` of it (None or 0: all).
     ``target_electron_fraction`` (e.g. :func:`target_electron_fraction`): the training events are weighted by class
     in the domain loss so that their electron share is the target's; the domain head then cannot separate the
     domains by their class mix, and the reversed gradient does not remove class information for that reason."""
     from .cache import EcalDataset, build_cache
 
+    max_train_events, max_target_events = max_train_events or None, max_target_events or None  # 0: all
     if train_set not in TRAIN_SETS:
         raise ConfigError(f"train_set='{train_set}': use one of {', '.join(TRAIN_SETS)}")
     if target_window not in TARGET_WINDOWS:
@@ -133,14 +135,20 @@ def target_electron_fraction(wd: Workdir, data: EcalData, reference: str = "bdt"
                              efficiency: float = 0.9) -> dict[str, float]:
     """The electron share of the DANN target estimated with a reference classifier's score files (notebook 03's
     BDT by default): adjusted classify-and-count (:func:`amsnb.metrics.class_fraction`) with the rates measured on
-    the labeled ISS-like ``labeled`` set, both in the target's energy range."""
-    from .. import scores
+    the labeled ISS-like ``labeled`` set, both in the target's energy range. Stale score files are refused
+    (:func:`amsnb.scores.load_scores`)."""
+    from ..errors import InputFileError
     from ..metrics import class_fraction
+    from ..scores import load_scores
 
     e = data.target.column("energy")
     lo, hi = float(e.min()), float(e.max())
-    tgt = scores.read_scores(scores.score_path(wd, reference, ISS_TARGET))
-    ref = scores.read_scores(scores.score_path(wd, reference, labeled))
+    found = load_scores(wd, [reference], [ISS_TARGET, labeled])[reference]
+    missing = sorted({ISS_TARGET, labeled} - set(found))
+    if missing:
+        raise InputFileError(f"{wd}: scores/{reference}/ has no current score file of {missing}; make them first "
+                             "(notebook 03, amsnb.ecal.baselines.ensure_baseline_scores)")
+    tgt, ref = found[ISS_TARGET], found[labeled]
     mt = (tgt["energy"] >= lo) & (tgt["energy"] <= hi)
     mr = (ref["energy"] >= lo) & (ref["energy"] <= hi)
     return {**class_fraction(tgt["score"][mt], ref["score"][mr], ref["label"][mr], efficiency),
@@ -244,9 +252,9 @@ def model_folder(wd: Workdir, tag: str) -> Path:
 def train_request(model: str, preset: str, data: EcalData, config, seed: int) -> dict:
     """Every parameter that can change a trained model: architecture, training config, seed and the data choice
     (without DA, not the target's)."""
-    from ..train.trainer import result_config
+    from ..train.trainer import training_request
 
-    cfg = result_config(config)
+    cfg = training_request(config)
     choice = data.request if config.use_da else {k: v for k, v in data.request.items() if k not in _TARGET_KEYS}
     return {"model": model, "preset": preset, "seed": seed, "train_config": cfg, "data": choice}
 
@@ -293,13 +301,6 @@ def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, 
     if decision.action == "reuse":
         run(folder)  # a finished checkpoint: fit loads the best weights and returns without training
     return out["result"]
-
-
-def load_scores(wd: Workdir, tag: str, sets=EVAL_SETS) -> dict[str, dict[str, np.ndarray]]:
-    """The score files of one model tag, {set: arrays}."""
-    from .. import scores
-
-    return {s: scores.read_scores(scores.score_path(wd, tag, s)) for s in sets}
 
 
 def publish(wd: Workdir, tag: str, result, model: str, preset: str, data: EcalData, device: str = "cpu",

@@ -68,7 +68,7 @@ def bdt_curve(workdir, sizes, seed: int = 1, search: str = "small", efficiency: 
     """The BDT (:func:`amsnb.ecal.baselines.train_bdt`) trained on the first ``n`` events of ``mc_high`` (by event
     hash, nested) for each ``n`` in ``sizes``; sizes above the set's size are trained on all of it once. Evaluated
     on :func:`eval_rows` of each set."""
-    from .baselines import _read, train_bdt, training_data
+    from .baselines import read_features, train_bdt, training_data
     from .datasets import event_hash
 
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
@@ -76,7 +76,7 @@ def bdt_curve(workdir, sizes, seed: int = 1, search: str = "small", efficiency: 
     order = np.argsort(event_hash(train["run"], train["event"]), kind="stable")
     evals = {}
     for s in eval_sets:
-        arr = _read(wd.sets / f"{s}.root")
+        arr = read_features(wd.sets / f"{s}.root")
         rows = eval_rows(len(arr["label"]), max_eval_events, seed)
         evals[s] = {k: v[rows] for k, v in arr.items()}
     points = []
@@ -142,7 +142,7 @@ def extrapolate(points: list[CurvePoint], model: str, eval_set: str, to_n: float
 
 def table(points: list[CurvePoint]) -> str:
     """Fixed-width text: one line per (model, size, set) with the rejection, its interval and the passing protons."""
-    from ..metrics import _fmt
+    from ..tables import format_number as _fmt
 
     lines = [f"{'model':18} {'n_train':>8} {'set':9} {'rejection @90% [68% CL]':>28} {'passing p':>14}"]
     for p in sorted(points, key=lambda q: (q.model, q.eval_set, q.n_train)):

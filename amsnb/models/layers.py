@@ -7,7 +7,7 @@ domain classifier itself still *minimises* it (the classifier's own parameters s
 
 :class:`DomainAdversarialModel` is model-agnostic: feature extractor -> (label head, gradient reversal -> domain
 head), for any ``feature_extractor`` that maps a batch's ``x`` (an ECAL image, a PyG batch, ...) to (B, F)
-features. The lambda schedules live with the trainer (:mod:`amsnb.train.grl`).
+features. The lambda schedules live with the trainer (:mod:`amsnb.train.schedules`).
 """
 
 from __future__ import annotations

@@ -160,7 +160,7 @@ class ChargeTune:
         """Data arrays with the L1 charge (``q_l1`` and layer 0 of ``trk_q``) divided by the scale (the L1 charge
         calibration of the data), so the L1 window acts on data as on MC; the MC templates then need only the extra
         smearing. The inner-tracker and TOF charges are calibrated separately, per layer and plane
-        (:func:`amsnb.nuclei.study.calibrate_inputs`), before the selection and the network."""
+        (:func:`amsnb.nuclei.samples.calibrate_inputs`), before the selection and the network."""
         out = dict(arrays)
         out["q_l1"] = (np.asarray(arrays["q_l1"], float) / self.scale).astype(np.float32)
         q = np.asarray(arrays["trk_q"], float).copy()

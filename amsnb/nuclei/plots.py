@@ -176,8 +176,9 @@ def template_fit(result, truth=None, window: Sequence[float] | None = None, ax=N
 
 
 def efficiency_vs_threshold(rows: Sequence[Mapping], ax=None, title: str = ""):
-    """Signal and background efficiency of the ML cut per threshold (rows of :func:`amsnb.nuclei.study.ml_cut_table`:
-    threshold, sig_eff, bkg_eff and their Clopper-Pearson ``_lo`` / ``_hi``)."""
+    """Signal and background efficiency of the ML cut per threshold (``MLCutTable.as_rows()`` of
+    :func:`amsnb.nuclei.below_l1.ml_cut_table`: threshold, sig_eff, bkg_eff and their Clopper-Pearson ``_lo`` /
+    ``_hi``)."""
     fig, ax = _ax(ax)
     t = [r["threshold"] for r in rows]
     ax.errorbar(t, [r["sig_eff"] for r in rows], yerr=_rows_yerr(rows, "sig_eff"), fmt="o-", label="signal")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, EmptySelectionError
+from ..metrics import Efficiency, passes
 
 
 # ----------------------------------------------------------------------------------------- selections
@@ -189,6 +190,7 @@ def efficiency_vs_rigidity(arrays: Mapping[str, np.ndarray], score: np.ndarray, 
                            threshold: float = 0.5, edges=None, cl: float = 0.68) -> dict:
     """Signal efficiency and residual background efficiency per rigidity bin and per background Z (the seed's plots).
 
+    An event passes when ``score >= threshold`` (:func:`amsnb.metrics.passes`, the one rule of amsnb).
     Weighted by ``weight`` (physical abundance); intervals are Clopper-Pearson on the effective counts of each bin
     (:func:`amsnb.metrics.binned_efficiency`). Returns ``{"edges", "signal", "background", "per_z": {Z: ...}}``,
     each an :class:`amsnb.metrics.Efficiency` of arrays (``value``, ``lo``, ``hi``, ``err``, ``yerr``; NaN in
@@ -200,7 +202,7 @@ def efficiency_vs_rigidity(arrays: Mapping[str, np.ndarray], score: np.ndarray, 
     edges = np.geomspace(60, 2000, 9) if edges is None else np.asarray(edges)
     r = np.abs(arrays["rig_inl1"])
     w = arrays["weight"].astype(float)
-    passed = score > threshold
+    passed = passes(score, threshold)
     zp = arrays["z_primary"]
 
     def eff(m):
@@ -210,3 +212,38 @@ def efficiency_vs_rigidity(arrays: Mapping[str, np.ndarray], score: np.ndarray, 
     for z in np.unique(zp[zp != sel.z]):
         out["per_z"][int(z)] = eff(zp == z)
     return out
+
+
+@dataclass(frozen=True)
+class CutEfficiency:
+    """Signal efficiency and background (residual) efficiency of a cut on the score, each an
+    :class:`amsnb.metrics.Efficiency` (Clopper-Pearson interval on effective counts)."""
+    threshold: float
+    signal: Efficiency
+    background: Efficiency
+
+    def as_dict(self) -> dict[str, float]:
+        """``sig_eff``, ``sig_eff_lo``, ``sig_eff_hi``, ``sig_eff_err`` (half-width of the interval) and the same
+        for ``bkg_eff``: the columns of the notebooks' tables and of the efficiency-vs-threshold plot."""
+        out = {}
+        for key, e in (("sig_eff", self.signal), ("bkg_eff", self.background)):
+            out.update({key: e.value, f"{key}_lo": e.lo, f"{key}_hi": e.hi, f"{key}_err": e.err})
+        return out
+
+    def table(self, digits: int = 4) -> dict[str, float]:
+        """Values and half-widths, rounded (what a notebook shows)."""
+        return {k: round(v, digits) for k, v in self.as_dict().items() if not k.endswith(("_lo", "_hi"))}
+
+
+def cut_efficiency(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None, threshold: float = 0.5,
+                   cl: float = 0.68) -> CutEfficiency:
+    """Signal (label 1) and background (label 0) efficiency of the cut ``score >= threshold``
+    (:func:`amsnb.metrics.passes`), weighted, with Clopper-Pearson intervals (:func:`amsnb.metrics.efficiency`)."""
+    from ..metrics import efficiency
+
+    w = np.ones(len(label)) if weight is None else np.asarray(weight, float)
+    passed = passes(score, threshold)
+    sig, bkg = label == 1, label == 0
+    if not sig.any() or not bkg.any():
+        raise EmptySelectionError("cut_efficiency: the set needs both signal and background events")
+    return CutEfficiency(float(threshold), efficiency(passed[sig], w[sig], cl), efficiency(passed[bkg], w[bkg], cl))

@@ -307,8 +307,9 @@ def layer_charge_sigma68(z: int, layer: str = "inner", domain: str = "mc", n: in
     return float((hi - lo) / 2)
 
 
-def _truncated_mean(q: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Mean of the present layers with the highest dropped (AMS-style truncated mean), 0 without hits."""
+def truncated_mean(q: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Mean of the present layers with the highest dropped (AMS-style truncated mean), 0 without hits. Public: the
+    MC tune (:func:`amsnb.nuclei.samples.tune_mc_inputs`) recomputes the inner charge with it."""
     qq = np.where(present, q, np.nan)
     n = present.sum(axis=1)
     mx = np.nanmax(np.where(present, q, -np.inf), axis=1)
@@ -491,7 +492,7 @@ def _main_track_charges(rng, z_layer: np.ndarray, tracks: _Tracks, dom: NucleiDo
     one_side = present & ~(tracks.hit_x & tracks.hit_y)
     q = np.where(one_side, z_layer + (q - z_layer) * np.sqrt(2.0), q)
     q = np.where(present, np.maximum(q, 0.05), 0.0)
-    q_inner = _truncated_mean(q[:, 1:8], present[:, 1:8])
+    q_inner = truncated_mean(q[:, 1:8], present[:, 1:8])
     q_l1 = np.where(present[:, 0], q[:, 0], 0.0)
     return q, q_inner, q_l1
 
@@ -630,7 +631,7 @@ def simulate_to_root(path: str | Path, n: int, z: Sequence[int] = (14, 15, 16), 
                      config: NucleiConfig = DEFAULT_CONFIG, chunk: int = 50_000, progress: bool = True) -> Path:
     """Simulate into a ROOT file in chunks (chunk k uses seed (seed, k)); written to ``.part`` and renamed when
     complete. It always simulates: deciding whether an existing file can be reused is :mod:`amsnb.provenance`'s job
-    (:func:`amsnb.nuclei.study.ensure_samples`)."""
+    (:func:`amsnb.nuclei.samples.ensure_samples`)."""
     from tqdm.auto import tqdm
 
     from ..io import TreeWriter
@@ -686,4 +687,4 @@ def cli_main(argv: list[str] | None = None) -> int:
 __all__ = ["NucleiConfig", "NucleiDomain", "DOMAINS", "SPECIES", "ABUNDANCE", "GLOBAL_Z", "LAYER_Z_CM", "simulate",
            "simulate_to_root", "generator_digest", "interaction_length", "interaction_probability", "sihver_sigma_mb",
            "charge_changing_probability", "partial_cross_sections_mb", "layer_charge_sigma68", "tof_charge_sigma68",
-           "mass_number", "cli_main"]
+           "truncated_mean", "mass_number", "cli_main"]

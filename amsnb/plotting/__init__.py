@@ -1,7 +1,8 @@
 """Plotting: thin glue over hist + mplhep. Metrics compute numbers; these functions only draw them.
 
-One submodule per area (``ecal``, ``cuts``, ``performance``, ``training``, ``nuclei``); this module holds
-the shared style and label.
+One submodule per area shared by both studies (``cuts``, ``performance``, ``training``; ``layout``, the overlap
+check of every saved figure); the wings draw their own figures (``amsnb.ecal.plots``, ``amsnb.nuclei.plots``) with
+these helpers. This module holds the shared style and label.
 """
 
 from __future__ import annotations

@@ -3,12 +3,24 @@
 ``fit(model, train, val, target=None, config=TrainConfig(...), outdir=...)`` -> :class:`TrainResult`; items are dicts
 ``{"x", "y", "w", "domain"}``; the model is called as ``model(x, lambda_=...)`` and returns
 ``{"logits", "domain_logits", "features", ...}`` (:class:`amsnb.models.layers.DomainAdversarialModel`).
-See docs/training.md.
+The losses are in :mod:`amsnb.train.losses`, the lambda schedules in :mod:`amsnb.train.schedules`;
+:func:`training_request` says which config fields make "the same training". See docs/training.md.
 """
 
 from .data import ArrayDataset
-from .grl import ganin_lambda, lambda_at
-from .trainer import TrainConfig, TrainResult, default_collate, default_metrics, fit, predict, read_history
+from .losses import domain_adversarial_loss, weighted_ce
+from .schedules import ganin_lambda, lambda_at
+from .trainer import (
+    TrainConfig,
+    TrainResult,
+    default_collate,
+    default_metrics,
+    fit,
+    predict,
+    read_history,
+    training_request,
+)
 
-__all__ = ["ArrayDataset", "TrainConfig", "TrainResult", "default_collate", "default_metrics", "fit", "ganin_lambda",
-           "lambda_at", "predict", "read_history"]
+__all__ = ["ArrayDataset", "TrainConfig", "TrainResult", "default_collate", "default_metrics",
+           "domain_adversarial_loss", "fit", "ganin_lambda", "lambda_at", "predict", "read_history",
+           "training_request", "weighted_ce"]

@@ -2,8 +2,8 @@
 
 One code path: with ``use_da=False`` it is ordinary weighted cross-entropy training; with ``use_da=True`` each
 step also draws a batch of the (unlabeled) target set and adds the domain loss on the source and target batches,
-with the gradient reversed into the feature extractor (Ganin & Lempitsky 2015; lambda schedule in ``grl``). Items
-may carry ``dw``, their weight in the domain loss (default 1).
+with the gradient reversed into the feature extractor (Ganin & Lempitsky 2015; the losses in ``losses``, the
+lambda schedules in ``schedules``). Items may carry ``dw``, their weight in the domain loss (default 1).
 
 Determinism and resume: the event order of epoch ``e`` is a permutation seeded by (seed, e), and the checkpoint
 (written every ``checkpoint_every`` epochs and at the end of each call) holds weights, optimizer moments, scheduler
@@ -36,7 +36,8 @@ from torch import nn
 
 from ..errors import ConfigError, EmptySelectionError
 from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from .grl import lambda_at
+from .losses import domain_adversarial_loss, weighted_ce
+from .schedules import lambda_at
 
 METRIC_MODES = {"rejection": "max", "auc": "max", "val_loss": "min", "val_acc": "max"}
 
@@ -103,6 +104,35 @@ class TrainConfig:
         return cls(**d)
 
 
+#: TrainConfig fields that may change between a run and its resumption (they do not change the result).
+_RESUMABLE_CHANGES = {"progress", "resume", "stop_after_epoch", "num_workers", "cpu_threads", "device",
+                      "eval_batch_size", "checkpoint_every"}
+
+
+#: TrainConfig fields that act only with ``use_da=True``.
+_DA_FIELDS = {"lambda_schedule", "lambda_max", "domain_weight"}
+
+
+def training_request(cfg: TrainConfig | dict) -> dict:
+    """The training request of a config: the one definition of which TrainConfig fields make "the same training".
+
+    All fields (defaults filled in, JSON-normalised: tuples as lists) except those that cannot change the trained
+    model: the ones that may change between a run and its resumption (:data:`_RESUMABLE_CHANGES`: progress bars,
+    workers, threads, device, checkpoint cadence, ``stop_after_epoch``), and without DA the DA-only ones
+    (:data:`_DA_FIELDS`: a no-DA twin of a DANN run with another lambda is the same model). ``fit`` resumes a
+    checkpoint only for an equal request (and the same data); the ECAL (``amsnb.ecal.experiment``) and nuclei
+    (``amsnb.nuclei.training``) artefact stamps put it in their provenance request. A dict (e.g. the config saved in
+    a checkpoint) is taken as it is, without filling in defaults.
+    """
+    d = json.loads(json.dumps(cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg), default=str))
+    skip = _RESUMABLE_CHANGES | (set() if d.get("use_da") else _DA_FIELDS)
+    return {k: v for k, v in d.items() if k not in skip}
+
+
+#: The former name of :func:`training_request` (the ECAL experiment's request uses it).
+result_config = training_request
+
+
 @dataclass
 class TrainResult:
     model: nn.Module
@@ -161,13 +191,6 @@ def _weights_of(batch: dict) -> torch.Tensor:
     return w.float() if w is not None else torch.ones(len(batch["y"]), device=batch["y"].device)
 
 
-def _domain_weights_of(batch: dict) -> torch.Tensor:
-    """Per-event weights of the domain loss (``dw`` items, default 1): e.g. source events weighted by class so that
-    the source's class mix matches the target's, and the domain head cannot tell the domains apart by it."""
-    dw = batch.get("dw")
-    return dw.float().to(batch["y"].device) if dw is not None else torch.ones(len(batch["y"]), device=batch["y"].device)
-
-
 def dist_info() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -209,24 +232,6 @@ def class_weight_tensor(spec, labels: np.ndarray, n_classes: int) -> torch.Tenso
     if w.numel() != n_classes:
         raise ConfigError(f"class_weights={spec}: need {n_classes} values, one per class")
     return w
-
-
-def _allsum(x: torch.Tensor, world: int) -> torch.Tensor:
-    if world > 1:
-        x = x.clone()
-        torch.distributed.all_reduce(x)
-    return x
-
-
-def weighted_ce(logits, y, w, cw, world: int = 1):
-    """sum_i w_i cw[y_i] CE_i / (global sum of w_i cw[y_i]); labels -1 are ignored. Scaled by ``world`` because
-    DDP averages gradients over ranks."""
-    mask = y >= 0
-    yy = y.clamp(min=0)
-    ww = w * cw.to(logits.device)[yy] * mask
-    ce = F.cross_entropy(logits.float(), yy, reduction="none")
-    denom = _allsum(ww.sum().detach(), world).clamp(min=1e-12)
-    return (ww * ce).sum() * world / denom
 
 
 class _Loader:
@@ -307,13 +312,12 @@ def predict(model: nn.Module, ds, batch_size: int = 512, device: str | torch.dev
 
 
 def default_metrics(pred: dict[str, np.ndarray], efficiency: float = 0.9) -> dict[str, float]:
-    """Validation metrics: loss, accuracy, ROC AUC and the proton rejection at ``efficiency`` (amsnb.metrics).
+    """Validation metrics: loss, accuracy, ROC AUC (:func:`amsnb.metrics.roc_auc`) and the proton rejection at
+    ``efficiency`` (:func:`amsnb.metrics.rejection_at_efficiency`).
 
     With more than two classes (``pred["probs"]``): loss and accuracy (arg-max) only.
     """
-    from sklearn.metrics import roc_auc_score
-
-    from ..metrics import rejection_at_efficiency
+    from ..metrics import rejection_at_efficiency, roc_auc
 
     lab = pred["label"]
     m = lab >= 0
@@ -323,7 +327,7 @@ def default_metrics(pred: dict[str, np.ndarray], efficiency: float = 0.9) -> dic
     out = {"val_loss": float(pred["loss_terms"][m].mean()) if m.any() else float("nan"),
            "val_acc": float(((pred["score"][m] >= 0.5) == (lab[m] == 1)).mean()) if m.any() else float("nan")}
     if m.any() and len(np.unique(lab[m])) == 2:
-        out["auc"] = float(roc_auc_score(lab[m], pred["score"][m]))
+        out["auc"] = roc_auc(pred["score"][m], lab[m])
         rp = rejection_at_efficiency(pred["score"][m], lab[m], efficiency=efficiency)
         out["rejection"] = float(rp.rejection)
         out["rejection_lo"] = float(rp.rejection_lo)
@@ -560,17 +564,8 @@ def _train_step(run: _Run, opt, sched, state: dict, batch: dict, tb: dict | None
         loss = label_loss
         dloss = torch.zeros(())
         if tb is not None:
-            if o["domain_logits"] is None:
-                raise ConfigError("use_da=True but the model has no domain head (build it with "
-                                  "domain_head=True)")
-            dl = torch.cat([o["domain_logits"], ot["domain_logits"]]).float()
-            dy = torch.cat([torch.zeros(len(o["domain_logits"]), dtype=torch.long, device=device),
-                            torch.ones(len(ot["domain_logits"]), dtype=torch.long, device=device)])
-            dloss = weighted_ce(dl, dy, torch.cat([_domain_weights_of(batch), _domain_weights_of(tb)]),
-                                torch.ones(2), run.world)
+            dloss = _domain_loss(run, o, ot, batch, tb, sums)
             loss = loss + cfg.domain_weight * dloss
-            sums["dom_n"] += len(dy)
-            sums["dom_k"] += float((dl.argmax(1) == dy).sum())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -584,6 +579,19 @@ def _train_step(run: _Run, opt, sched, state: dict, batch: dict, tb: dict | None
     sums["domain_loss"] += float(dloss.detach())
     sums["lambda"] += lam
     return float(loss.detach())
+
+
+def _domain_loss(run: _Run, o: dict, ot: dict, batch: dict, tb: dict, sums: dict) -> torch.Tensor:
+    """The alignment loss of a DA step (:mod:`amsnb.train.losses`) from the source and target outputs ``o``, ``ot``
+    of the batches ``batch``, ``tb`` (per-event domain weights: their ``dw``); adds the domain head's hits to
+    ``sums``. The one place that picks the alignment loss: DANN's :func:`domain_adversarial_loss` (lambda acts
+    through the model's gradient reversal)."""
+    ds, dt = o["domain_logits"], ot["domain_logits"]
+    if ds is None:
+        raise ConfigError("use_da=True but the model has no domain head (build it with domain_head=True)")
+    sums["dom_n"] += len(ds) + len(dt)
+    sums["dom_k"] += float((ds.float().argmax(1) == 0).sum() + (dt.float().argmax(1) == 1).sum())
+    return domain_adversarial_loss(ds, dt, batch.get("dw"), tb.get("dw"), run.world)
 
 
 def _class_weights(cfg: TrainConfig, labels: np.ndarray, logits: torch.Tensor) -> torch.Tensor:
@@ -737,27 +745,10 @@ def _target_stream(target, cfg, epoch, rank, world, collate_fn, pin, steps):
     return iter(_Loader(target, batches, collate_fn, cfg, pin))
 
 
-#: TrainConfig fields that may change between a run and its resumption (they do not change the result).
-_RESUMABLE_CHANGES = {"progress", "resume", "stop_after_epoch", "num_workers", "cpu_threads", "device",
-                      "eval_batch_size", "checkpoint_every"}
-
-
-#: TrainConfig fields that act only with ``use_da=True``.
-_DA_FIELDS = {"lambda_schedule", "lambda_max", "domain_weight"}
-
-
-def result_config(cfg: TrainConfig | dict) -> dict:
-    """The fields of a config that can change the trained model: not those of :data:`_RESUMABLE_CHANGES`, and
-    without DA not the DA-only ones (a no-DA twin of a DANN run with another lambda is the same model)."""
-    d = json.loads(json.dumps(cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg), default=str))
-    skip = _RESUMABLE_CHANGES | (set() if d.get("use_da") else _DA_FIELDS)
-    return {k: v for k, v in d.items() if k not in skip}
-
-
 def _config_changes(ckpt: Path, cfg: TrainConfig) -> str:
-    """Fields of the checkpoint's config that differ from ``cfg`` (those of :func:`result_config`)."""
-    old = result_config(json.loads((ckpt / "state.json").read_text()).get("config", {}))
-    new = result_config(cfg)
+    """Fields of the checkpoint's config that differ from ``cfg`` (those of :func:`training_request`)."""
+    old = training_request(json.loads((ckpt / "state.json").read_text()).get("config", {}))
+    new = training_request(cfg)
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     return ", ".join(diff)
 

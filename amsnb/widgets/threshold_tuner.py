@@ -2,9 +2,9 @@
 evaluation set) and read the electron efficiency, the proton rejection with its interval and the counts of
 misidentified protons and lost electrons live; save it as a working point JSON for downstream notebooks.
 
-The logic is the pure function :func:`readout` over a :class:`amsnb.metrics.WorkingPointEngine` (sorted scores
-with cumulative sums, O(log n) per query; ``benchmarks/bench_widgets.py`` times it); :class:`ThresholdTuner` only
-wires ipywidgets to it. The figure is built once, in its own style (:func:`amsnb.plotting.widget_style`), and its
+The logic is the pure function :func:`readout` over a :class:`amsnb.working_points.WorkingPointEngine` (sorted
+scores with cumulative sums, O(log n) per query; ``benchmarks/bench_widgets.py`` times it); :class:`ThresholdTuner`
+only wires ipywidgets to it. The figure is built once, in its own style (:func:`amsnb.plotting.widget_style`), and its
 artists mutated: inside a Jupyter kernel with ipympl installed (JupyterLab, Voila) the canvas is an ipympl widget
 whose first full draw happens when the browser shows it (:func:`amsnb.plotting.widget_figure`); otherwise (plain
 Python, ``interactive=False``) the Agg buffer is sent as a PNG to an ``Image`` widget at its exact size. Either way a
@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import metrics
+from .. import metrics, working_points
 from ..errors import ConfigError, EmptySelectionError
 
 MODES = ("efficiency", "threshold")
 
 
 # ------------------------------------------------------------------------------------------------ pure logic
-def readout(engine: metrics.WorkingPointEngine, mode: str, value: float, energy_range=None,
+def readout(engine: working_points.WorkingPointEngine, mode: str, value: float, energy_range=None,
             cl: float = 0.68) -> metrics.RejectionPoint:
     """The working point for a slider state: ``mode="threshold"`` (value = score threshold) or
     ``mode="efficiency"`` (value = target electron efficiency)."""
@@ -153,7 +153,7 @@ class ThresholdTuner:
         self.use_weights = use_weights  # False: event counts (seed 000); True: the files' weights
         self.save_dir = Path(save_dir) if save_dir is not None else Path.cwd()
         self._edges_given = None if energy_edges is None else np.asarray(energy_edges, float)
-        self._engines: dict[tuple[str, str], metrics.WorkingPointEngine] = {}
+        self._engines: dict[tuple[str, str], working_points.WorkingPointEngine] = {}
         self._curve_cache: dict = {}
         self.n_curve = n_curve
         # demonstration data (the models of demo_scores) carry a banner
@@ -170,7 +170,9 @@ class ThresholdTuner:
 
     @classmethod
     def from_workdir(cls, workdir, models=None, sets=None, **kw) -> ThresholdTuner:
-        """Tuner over every score file of a workdir (``amsnb.scores.available``); saves into ``05_evaluation/``."""
+        """Tuner over every current score file of a workdir (``amsnb.scores.load_scores``: stale ones are skipped);
+        saves into ``05_evaluation/``."""
+        from .. import scores as _scores
         from ..workdir import Workdir
 
         wd = Workdir(workdir)
@@ -178,33 +180,31 @@ class ThresholdTuner:
             raise ConfigError(f"{wd.path}: no such run folder; give the workdir of a run "
                               "(`amsnb run --workdir DIR`) that has scores/")
         kw.setdefault("save_dir", wd.notebook("05"))
-        return cls(metrics.load_scores(wd, models, sets), **kw)
+        return cls(_scores.load_scores(wd, models, sets), **kw)
 
     @classmethod
     def from_files(cls, score_files, **kw) -> ThresholdTuner:
         """Tuner over score files (a list, or one string of comma-separated paths and globs); the model is the
-        file's folder name and the set its stem, as in ``scores/<model>/<set>.root``. Saves beside the first file."""
+        file's folder name and the set its stem, as in ``scores/<model>/<set>.root`` (``amsnb.scores.load_scores``:
+        stale ones are skipped). Saves beside the first file."""
         from .. import scores as _scores
         from ..io import expand_files
 
         files = expand_files(score_files)
         if not files:
             raise ConfigError("score_files is empty: give score files (scores/<model>/<set>.root) or a workdir")
-        data: dict[str, dict] = {}
-        for f in files:
-            data.setdefault(f.parent.name, {})[f.stem] = _scores.read_scores(f)
         kw.setdefault("save_dir", files[0].parent)
-        return cls(data, **kw)
+        return cls(_scores.load_scores(files=files), **kw)
 
     # -------------------------------------------------------------- state
-    def engine(self, model=None, eval_set=None) -> metrics.WorkingPointEngine:
+    def engine(self, model=None, eval_set=None) -> working_points.WorkingPointEngine:
         key = (model or self.model, eval_set or self.eval_set)
         if key not in self._engines:
             a = self.scores[key[0]][key[1]]
             edges = self._edges_given if self._edges_given is not None else _nice_edges(a["energy"], a["label"])
             w = a.get("weight") if self.use_weights else None
-            self._engines[key] = metrics.WorkingPointEngine(a["score"], a["label"], w, a["energy"],
-                                                            edges=edges, name=f"{key[0]}/{key[1]}")
+            self._engines[key] = working_points.WorkingPointEngine(a["score"], a["label"], w, a["energy"],
+                                                                   edges=edges, name=f"{key[0]}/{key[1]}")
         return self._engines[key]
 
     @property
@@ -478,7 +478,8 @@ class ThresholdTuner:
         p = self.point
         path = Path(path) if path is not None else self.save_dir / f"working_point_{self.model}_{self.eval_set}.json"
         lo, hi = self.energy_range
-        out = metrics.save_working_point(path, p, model=self.model, eval_set=self.eval_set, energy_range=(lo, hi))
+        out = working_points.save_working_point(path, p, model=self.model, eval_set=self.eval_set,
+                                                energy_range=(lo, hi))
         self.last_saved = out
         self.w_status.value = f"saved <code>{out}</code>"
         return out

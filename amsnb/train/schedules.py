@@ -1,8 +1,9 @@
-"""Lambda schedules of the gradient reversal (Ganin & Lempitsky, ICML 2015): the strength of the domain term.
+"""Lambda schedules of the domain adaptation (Ganin & Lempitsky, ICML 2015): the strength of the domain term.
 
-The reversal layer itself is a model layer (:mod:`amsnb.models.layers`); the trainer calls :func:`lambda_at` once
-per step. ``progress`` is the step count over the *configured* run length (``TrainConfig.epochs`` times the steps
-per epoch), so a run that stops early (early stopping, ``stop_after_epoch``) never reaches the end of the ramp.
+The trainer calls :func:`lambda_at` once per step and hands lambda to the model's gradient reversal layer
+(:mod:`amsnb.models.layers`; the reversal itself is not here); the domain losses are in :mod:`amsnb.train.losses`.
+``progress`` is the step count over the *configured* run length (``TrainConfig.epochs`` times the steps per epoch),
+so a run that stops early (early stopping, ``stop_after_epoch``) never reaches the end of the ramp.
 """
 
 from __future__ import annotations
