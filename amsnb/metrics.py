@@ -143,8 +143,9 @@ def binned_efficiency(x, passed, edges, weight=None, cl: float = 0.68) -> Effici
 # ------------------------------------------------------------------------------------------------ points
 @dataclass
 class RejectionPoint:
-    """One working point. Counts are raw event counts; efficiency and rejection are weighted when weights are
-    given. ``rejection`` is a lower limit at ``cl`` when ``is_lower_limit`` (no proton passes)."""
+    """One working point. ``n_*`` are raw event counts, ``w_*`` the summed weights the efficiency and rejection were
+    computed from (equal to the counts for unit weights): ``efficiency = w_sig_pass / w_sig``, ``rejection = w_bkg /
+    w_bkg_pass``. ``rejection`` is a lower limit at ``cl`` when ``is_lower_limit`` (no proton passes)."""
 
     threshold: float
     efficiency: float
@@ -159,11 +160,21 @@ class RejectionPoint:
     efficiency_lo: float = float("nan")
     efficiency_hi: float = float("nan")
     cl: float = 0.68
+    w_sig: float = float("nan")
+    w_sig_pass: float = float("nan")
+    w_bkg: float = float("nan")
+    w_bkg_pass: float = float("nan")
 
     @property
     def n_sig_lost(self) -> int:
         """Electrons below the threshold."""
         return self.n_sig - self.n_sig_pass
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the weights differ from event counts (flux-weighted samples)."""
+        return not (self.w_sig == self.n_sig and self.w_sig_pass == self.n_sig_pass and self.w_bkg == self.n_bkg
+                    and self.w_bkg_pass == self.n_bkg_pass)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -241,7 +252,8 @@ def point_from_sums(threshold, n_sig, n_sig_pass, ws, ws2, ws_pass, n_bkg, n_bkg
     return RejectionPoint(threshold=float(threshold), efficiency=float(eff), rejection=float(rej),
                           rejection_lo=float(lo), rejection_hi=float(hi), n_bkg=int(n_bkg),
                           n_bkg_pass=int(n_bkg_pass), n_sig=int(n_sig), is_lower_limit=is_lim,
-                          n_sig_pass=int(n_sig_pass), efficiency_lo=eff_lo, efficiency_hi=eff_hi, cl=cl)
+                          n_sig_pass=int(n_sig_pass), efficiency_lo=eff_lo, efficiency_hi=eff_hi, cl=cl,
+                          w_sig=float(ws), w_sig_pass=float(ws_pass), w_bkg=float(wb), w_bkg_pass=float(wb_pass))
 
 
 def threshold_for_efficiency(score, label, weight=None, efficiency: float = 0.9) -> float:

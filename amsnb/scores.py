@@ -12,6 +12,7 @@ changed since it was written (``amsnb.provenance.is_current``). :func:`on_set` p
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +23,51 @@ from .schema import SCORES
 from .workdir import Workdir
 
 
+@dataclass(frozen=True)
+class ScoreKind:
+    """What a score file's classes and ``energy`` axis are, for readouts and axis labels: the ECAL's electrons
+    (label 1) against protons (label 0) in reconstructed energy by default; a nuclei selection's signal nucleus
+    against its background in rigidity. Written into the file's provenance stamp (:func:`write_scores`)."""
+
+    signal: str = "electron"
+    background: str = "proton"
+    axis: str = "energy"
+    unit: str = "GeV"
+
+    @property
+    def axis_label(self) -> str:
+        return f"{self.axis} [{self.unit}]"
+
+
+#: The ECAL study's classes: what a score file without a recorded kind (or brought from another tool) holds.
+ELECTRON_PROTON = ScoreKind()
+
+
+def score_kind(path: str | os.PathLike) -> ScoreKind:
+    """The :class:`ScoreKind` recorded in a score file's stamp; :data:`ELECTRON_PROTON` when none is recorded."""
+    stamp = provenance.read_stamp(path)
+    kind = (stamp.request.get("kind") if stamp is not None else None) or {}
+    return ScoreKind(**kind) if kind else ELECTRON_PROTON
+
+
 def score_path(workdir: Workdir | str | os.PathLike, model: str, eval_set: str) -> Path:
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     return wd.scores / model / f"{eval_set}.root"
 
 
 def write_scores(path: str | os.PathLike, *, run, event, label, energy, weight, score,
-                 made_by: provenance.Stamp | None = None) -> Path:
+                 made_by: provenance.Stamp | None = None, kind: ScoreKind = ELECTRON_PROTON) -> Path:
     """Write one score file; all arrays have one entry per event.
 
     ``made_by``: the stamp of what made the scores (the model's identity and the scored set's), written beside
     the file once it is complete (:mod:`amsnb.provenance`); readers can check it with ``provenance.is_current``.
+    ``kind``: what label 1 / label 0 and ``energy`` are (:class:`ScoreKind`), recorded in that stamp when it is not
+    the default electron/proton.
     """
+    if kind != ELECTRON_PROTON:
+        if made_by is None:
+            raise ConfigError(f"{path}: a score kind other than electron/proton needs a made_by stamp to record it")
+        made_by = replace(made_by, request={**made_by.request, "kind": asdict(kind)})
     provenance.invalidate(path)
     arrays = {"run": run, "event": event, "label": label, "energy": energy, "weight": weight, "score": score}
     arrays = {k: np.asarray(v) for k, v in arrays.items()}

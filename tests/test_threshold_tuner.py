@@ -158,3 +158,79 @@ def test_the_dashboards_demo_folder_goes_when_its_process_exits():
     wd = Path(out.stdout.strip().splitlines()[-1])
     assert wd.name == "demo" and wd.parent.name.startswith("amsnb_tuner_")
     assert not wd.parent.exists()
+
+
+def _flux_weighted(scores):
+    a = {k: v.copy() for k, v in scores["demo_bdt"]["mc_high_test"].items()}
+    a["weight"] = np.where(a["energy"] > 600, 3.0, 0.5).astype(np.float32)
+    return a
+
+
+@pytest.mark.parametrize("use_weights", [False, True])
+def test_every_readout_line_equals_metrics_in_both_count_modes(scores, use_weights):
+    """Issue 23: the tuner's readout rows are amsnb.metrics' working point on the same scores with the same count
+    mode, and the rows agree with each other (efficiency = 1 - lost / all from the same sums)."""
+    from amsnb.widgets.threshold_tuner import readout_rows
+
+    a = _flux_weighted(scores)
+    t = ThresholdTuner({"m": {"s": a}}, use_weights=use_weights)
+    for eff in (0.9, 0.8):
+        t.w_eff.value = eff
+        want = metrics.rejection_at_efficiency(np.asarray(a["score"], np.float32), a["label"],
+                                               a["weight"] if use_weights else None, efficiency=eff)
+        got = t.current
+        assert (got.threshold, got.n_bkg_pass, got.n_sig_pass) == (want.threshold, want.n_bkg_pass, want.n_sig_pass)
+        assert got.rejection == pytest.approx(want.rejection) and got.efficiency == pytest.approx(want.efficiency)
+        rows = dict(readout_rows(got, weighted=use_weights))
+        assert rows == dict(readout_rows(want, weighted=use_weights))
+        assert all(f"<b>{v}</b>" in t.w_readout.value for v in rows.values())
+        lost_key = "lost electrons (weighted)" if use_weights else "lost electrons"
+        lost, total = (float(x) for x in rows[lost_key].split(" (")[0].split(" of "))
+        shown_eff = float(rows["electron efficiency"].split(" %")[0])
+        assert shown_eff == pytest.approx(100 * (1 - lost / total), abs=0.051)
+        assert ("flux-weighted" if use_weights else "event counts") in t.w_readout.value
+
+
+def test_counts_switch_and_default_match_notebook_05(scores):
+    """Plain event counts by default, as notebook 05 (the default profile's use_weights); the switch recomputes."""
+    from amsnb.profiles import parameters
+
+    a = _flux_weighted(scores)
+    t = ThresholdTuner({"m": {"s": a}})
+    assert t.use_weights is False and t.w_counts.value is False
+    assert parameters("default", "05")["use_weights"] is False
+    s = np.asarray(a["score"], np.float32)
+    counts = metrics.rejection_at_efficiency(s, a["label"], efficiency=0.9)
+    assert t.current.threshold == counts.threshold
+    t.w_counts.value = True
+    weighted = metrics.rejection_at_efficiency(s, a["label"], a["weight"], efficiency=0.9)
+    assert t.current.threshold == weighted.threshold != counts.threshold
+    assert "flux-weighted" in t.w_readout.value
+
+
+def test_nuclei_scores_read_as_signal_and_background_in_rigidity(scores, tmp_path):
+    """A score file stamped with a nuclei kind is not offered as an electron/proton classifier."""
+    from amsnb import provenance
+    from amsnb import scores as sc
+
+    a = scores["demo_bdt"]["iss_test"]
+    kind = sc.ScoreKind(signal="Z=15 nucleus", background="background", axis="|rigidity|", unit="GV")
+    sc.write_scores(sc.score_path(tmp_path, "mda_P", "test"), **a, kind=kind,
+                    made_by=provenance.Stamp("test", "1", {"model": "mda_P"}))
+    sc.write_scores(sc.score_path(tmp_path, "bdt", "test"), **a, made_by=provenance.Stamp("test", "1"))
+    t = ThresholdTuner.from_workdir(tmp_path, model="mda_P")
+    assert t.kind == kind and sc.score_kind(sc.score_path(tmp_path, "bdt", "test")) == sc.ELECTRON_PROTON
+    text = t.w_readout.value
+    assert "Z=15 nucleus efficiency" in text and "background rejection" in text and "|rigidity|" in text
+    assert "electron" not in text and "proton" not in text and "GV" in text
+    assert t.w_energy.description == "|rigidity| [GV]" and t.ax_curve.get_xlabel() == "Z=15 nucleus efficiency"
+    t.w_model.value = "bdt"
+    assert "proton rejection" in t.w_readout.value and t.w_energy.description == "Energy [GeV]"
+
+
+def test_threshold_slider_step_and_demo_save_says_temporary(tmp_path):
+    wd = write_demo_workdir(tmp_path / "wd", seed=3, n_proton=800, n_electron=200)
+    t = ThresholdTuner.from_workdir(wd)
+    assert t.w_thr.step == 0.001
+    t.w_save.click()
+    assert "temporary" in t.w_status.value

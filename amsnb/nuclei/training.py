@@ -236,4 +236,6 @@ def write_score_file(wd: Workdir, model_tag: str, set_name: str, arrays: Mapping
                                 "events": provenance.array_digest({"run": arrays["run"], "event": arrays["event"]})})
     return sc.write_scores(sc.score_path(wd, model_tag, set_name), run=arrays["run"], event=arrays["event"],
                            label=lab, energy=np.abs(arrays["rig_inl1"]).astype(np.float32),
-                           weight=arrays["weight"], score=np.asarray(scores, np.float32), made_by=made_by)
+                           weight=arrays["weight"], score=np.asarray(scores, np.float32), made_by=made_by,
+                           kind=sc.ScoreKind(signal=f"Z={z_sel} nucleus", background="background",
+                                             axis="|rigidity|", unit="GV"))

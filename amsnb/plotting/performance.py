@@ -114,8 +114,10 @@ def rejection_vs_energy(curves: dict, title: str = "", text: str = "", ax=None):
     return ax.figure
 
 
-def score_histograms(sig, bkg, sig_w=None, bkg_w=None, bins=50, threshold=None, ax=None, density=True):
-    """Electron and proton score histograms (hist + mplhep) with the threshold as a vertical line.
+def score_histograms(sig, bkg, sig_w=None, bkg_w=None, bins=50, threshold=None, ax=None, density=True,
+                     labels=("electrons", "protons")):
+    """Signal (electron) and background (proton) score histograms (hist + mplhep) with the threshold as a vertical
+    line; ``labels`` name the two classes (a nuclei selection: the nucleus and its background).
 
     Returns ``(ax, threshold_line)`` so a widget can move the line without redrawing."""
     import hist
@@ -128,13 +130,13 @@ def score_histograms(sig, bkg, sig_w=None, bkg_w=None, bins=50, threshold=None, 
     lo, hi = (float(allv.min()), float(allv.max())) if allv.size else (0.0, 1.0)
     if hi <= lo:
         hi = lo + 1.0
-    for vals, w, name, col in ((sig, sig_w, "electrons", _color(0)), (bkg, bkg_w, "protons", _color(2))):
+    for vals, w, name, col in ((sig, sig_w, labels[0], _color(0)), (bkg, bkg_w, labels[1], _color(2))):
         h = hist.Hist.new.Reg(bins, lo, hi, name="score", label="Score").Weight()
         h.fill(np.asarray(vals, float), weight=None if w is None else np.asarray(w, float))
         if h.sum().value > 0:
             hep.histplot(h, ax=ax, label=name, color=col, flow="none", density=density, yerr=False)
     ax.set_yscale("log")
-    ax.set_xlabel("Score (electron-like →)")
+    ax.set_xlabel(f"Score ({labels[0].removesuffix('s')}-like →)")
     ax.set_ylabel("Density" if density else "Events")
     line = ax.axvline(threshold if threshold is not None else lo, color="k", ls="--", lw=1.2, label="threshold")
     # an opaque box: the threshold line, wherever the slider puts it, passes behind the legend, not through its text

@@ -4,12 +4,18 @@ misidentified protons and lost electrons live; save it as a working point JSON f
 
 The logic is the pure function :func:`readout` over a :class:`amsnb.working_points.WorkingPointEngine` (sorted
 scores with cumulative sums, O(log n) per query; ``benchmarks/bench_widgets.py`` times it); :class:`ThresholdTuner`
-only wires ipywidgets to it. The figure is built once, in its own style (:func:`amsnb.plotting.widget_style`), and its
-artists mutated: inside a Jupyter kernel with ipympl installed (JupyterLab, Voila) the canvas is an ipympl widget
-whose first full draw happens when the browser shows it (:func:`amsnb.plotting.widget_figure`); otherwise (plain
-Python, ``interactive=False``) the Agg buffer is sent as a PNG to an ``Image`` widget at its exact size. Either way a
-slider move only blits the working-point marks over a cached background: a full draw of the figure costs ~75 ms,
-more than the 50 ms budget.
+only wires ipywidgets to it. It counts as notebook 05 does: plain event counts by default (seed 000), the files'
+flux weights on request (the "Counts" switch, ``use_weights``); the page says which, and every readout line comes
+from the same sums (with weights: the weighted sums, beside the raw counts).
+
+The figure is built once, in its own style (:func:`amsnb.plotting.widget_style`), and its artists mutated; the Agg
+buffer is sent as a PNG to an ``Image`` widget at its exact size, so the page shows exactly the kernel's frame. (An
+ipympl canvas, ``interactive=True``, composes diff frames in the browser; in Voila its picture went stale after a
+model switch and stacked the titles of several models: issue 23.) A slider move only blits the working-point marks
+over a cached background: a full draw of the figure costs ~75 ms, more than the 50 ms budget.
+
+Score files know their classes (:func:`amsnb.scores.score_kind`): a nuclei selection's scores read as signal nucleus
+against background in rigidity, not as electrons and protons in energy.
 
 Stable hooks for browser tests: CSS classes ``amsnb-readout`` (the table of :func:`readout_html`, exact values in
 its ``data-*`` attributes), ``amsnb-eff-slider``, ``amsnb-thr-slider``, ``amsnb-save``, ``amsnb-demo-banner``,
@@ -26,8 +32,11 @@ import numpy as np
 
 from .. import metrics, working_points
 from ..errors import ConfigError, EmptySelectionError
+from ..scores import ELECTRON_PROTON, ScoreKind
 
 MODES = ("efficiency", "threshold")
+#: The count modes of the "Counts" switch: ``use_weights`` False / True.
+COUNT_MODES = (("event counts", False), ("flux-weighted", True))
 
 
 # ------------------------------------------------------------------------------------------------ pure logic
@@ -42,30 +51,45 @@ def readout(engine: working_points.WorkingPointEngine, mode: str, value: float, 
     raise ConfigError(f"mode='{mode}' must be one of {', '.join(MODES)}")
 
 
-def readout_rows(p: metrics.RejectionPoint) -> list[tuple[str, str]]:
+def _weight_text(x: float) -> str:
+    return f"{x:.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
+
+
+def readout_rows(p: metrics.RejectionPoint, kind: ScoreKind = ELECTRON_PROTON,
+                 weighted: bool = False) -> list[tuple[str, str]]:
     """The readout for the eye, one quantity per row: rounded (efficiency in % to 0.1, the slider's step;
     threshold to 4 decimals; rejection as :meth:`~amsnb.metrics.RejectionPoint.rejection_text`), interval in
-    brackets, counts as "k of n"."""
-    return [("electron efficiency", f"{100 * p.efficiency:.1f} % [{100 * p.efficiency_lo:.1f}, "
-                                    f"{100 * p.efficiency_hi:.1f}]"),
-            ("proton rejection", p.rejection_text()),
+    brackets, counts as "k of n". ``weighted``: the counts rows give the weighted sums the efficiency and rejection
+    come from (then efficiency = 1 - lost / all to the last digit), with the raw event counts in brackets."""
+    sig, bkg = kind.signal, kind.background
+    if weighted:
+        passing = (f"{_weight_text(p.w_bkg_pass)} of {_weight_text(p.w_bkg)} "
+                   f"(events: {p.n_bkg_pass} of {p.n_bkg})")
+        lost = (f"{_weight_text(p.w_sig - p.w_sig_pass)} of {_weight_text(p.w_sig)} "
+                f"(events: {p.n_sig_lost} of {p.n_sig})")
+    else:
+        passing, lost = f"{p.n_bkg_pass} of {p.n_bkg}", f"{p.n_sig_lost} of {p.n_sig}"
+    return [(f"{sig} efficiency", f"{100 * p.efficiency:.1f} % [{100 * p.efficiency_lo:.1f}, "
+                                  f"{100 * p.efficiency_hi:.1f}]"),
+            (f"{bkg} rejection", p.rejection_text()),
             ("score threshold", f"{p.threshold:.4f}"),
-            ("misidentified protons", f"{p.n_bkg_pass} of {p.n_bkg}"),
-            ("lost electrons", f"{p.n_sig_lost} of {p.n_sig}")]
+            (f"misidentified {bkg}s" + (" (weighted)" if weighted else ""), passing),
+            (f"lost {sig}s" + (" (weighted)" if weighted else ""), lost)]
 
 
-def readout_text(p: metrics.RejectionPoint) -> str:
+def readout_text(p: metrics.RejectionPoint, kind: ScoreKind = ELECTRON_PROTON, weighted: bool = False) -> str:
     """The readout as plain text, one ``quantity: value`` per line (what :func:`readout_html` shows)."""
-    return "\n".join(f"{k}: {v}" for k, v in readout_rows(p))
+    return "\n".join(f"{k}: {v}" for k, v in readout_rows(p, kind, weighted))
 
 
-def readout_html(p: metrics.RejectionPoint) -> str:
+def readout_html(p: metrics.RejectionPoint, kind: ScoreKind = ELECTRON_PROTON, weighted: bool = False) -> str:
     """The readout table; the exact values ride in ``data-*`` attributes (``repr``) so a browser test can compare
     what the page shows with :mod:`amsnb.metrics` to full precision."""
-    rows = "".join(f"<tr><td style='padding-right:12px'>{k}</td><td><b>{v}</b></td></tr>" for k, v in readout_rows(p))
+    rows = "".join(f"<tr><td style='padding-right:12px'>{k}</td><td><b>{v}</b></td></tr>"
+                   for k, v in readout_rows(p, kind, weighted))
     return (f"<table class='amsnb-readout-values' data-threshold='{float(p.threshold)!r}' "
             f"data-efficiency='{float(p.efficiency)!r}' data-rejection='{float(p.rejection)!r}' "
-            f"data-n-bkg-pass='{p.n_bkg_pass}' data-n-sig-lost='{p.n_sig_lost}' "
+            f"data-n-bkg-pass='{p.n_bkg_pass}' data-n-sig-lost='{p.n_sig_lost}' data-weighted='{int(weighted)}' "
             f"style='font-size:13px;line-height:1.35'>{rows}</table>")
 
 
@@ -138,8 +162,9 @@ class ThresholdTuner:
     """Interactive working-point chooser over ``{model: {set: score arrays}}`` (see module docstring)."""
 
     def __init__(self, scores: dict, energy_edges=None, cl: float = 0.68, save_dir=None, model=None,
-                 eval_set=None, efficiency: float = 0.9, n_curve: int = 40, interactive: bool | None = None,
-                 blit: bool | None = None, use_weights: bool = True, demo: bool | None = None):
+                 eval_set=None, efficiency: float = 0.9, n_curve: int = 40, interactive: bool | None = False,
+                 blit: bool | None = None, use_weights: bool = False, demo: bool | None = None,
+                 kinds: dict[str, ScoreKind] | None = None):
         if not scores or not any(scores.values()):
             raise EmptySelectionError("ThresholdTuner: no score arrays given; pass {model: {set: arrays}} or use "
                                       "ThresholdTuner.from_workdir(workdir) after notebooks 03/04")
@@ -150,7 +175,8 @@ class ThresholdTuner:
             raise EmptySelectionError("ThresholdTuner: no score set has both electrons (label 1) and protons "
                                       "(label 0); the tuner needs labelled sets such as mc_test or iss_test")
         self.cl = cl
-        self.use_weights = use_weights  # False: event counts (seed 000); True: the files' weights
+        self.use_weights = bool(use_weights)  # False: event counts (seed 000, notebook 05); True: the files' weights
+        self.kinds = dict(kinds or {})  # {model: ScoreKind}; electron/proton where not given
         self.save_dir = Path(save_dir) if save_dir is not None else Path.cwd()
         self._edges_given = None if energy_edges is None else np.asarray(energy_edges, float)
         self._engines: dict[tuple[str, str], working_points.WorkingPointEngine] = {}
@@ -180,7 +206,10 @@ class ThresholdTuner:
             raise ConfigError(f"{wd.path}: no such run folder; give the workdir of a run "
                               "(`amsnb run --workdir DIR`) that has scores/")
         kw.setdefault("save_dir", wd.notebook("05"))
-        return cls(_scores.load_scores(wd, models, sets), **kw)
+        scores = _scores.load_scores(wd, models, sets)
+        kw.setdefault("kinds", {m: _scores.score_kind(_scores.score_path(wd, m, next(iter(s))))
+                                for m, s in scores.items()})
+        return cls(scores, **kw)
 
     @classmethod
     def from_files(cls, score_files, **kw) -> ThresholdTuner:
@@ -194,6 +223,7 @@ class ThresholdTuner:
         if not files:
             raise ConfigError("score_files is empty: give score files (scores/<model>/<set>.root) or a workdir")
         kw.setdefault("save_dir", files[0].parent)
+        kw.setdefault("kinds", {f.parent.name: _scores.score_kind(f) for f in files})
         return cls(_scores.load_scores(files=files), **kw)
 
     # -------------------------------------------------------------- state
@@ -206,6 +236,11 @@ class ThresholdTuner:
             self._engines[key] = working_points.WorkingPointEngine(a["score"], a["label"], w, a["energy"],
                                                                    edges=edges, name=f"{key[0]}/{key[1]}")
         return self._engines[key]
+
+    @property
+    def kind(self) -> ScoreKind:
+        """What the current model's classes and axis are."""
+        return self.kinds.get(self.model, ELECTRON_PROTON)
 
     @property
     def mode(self) -> str:
@@ -235,13 +270,17 @@ class ThresholdTuner:
                                 description="Evaluation set", style=style)
         self.w_mode = W.ToggleButtons(options=[("target efficiency", "efficiency"), ("threshold", "threshold")],
                                       value="efficiency", description="Slider sets", style=style)
+        self.w_counts = W.ToggleButtons(options=list(COUNT_MODES), value=self.use_weights, description="Counts",
+                                        style=style, tooltips=["plain event counts, as notebook 05 and seed 000",
+                                                               "the score files' flux weights"])
         self.w_eff = W.FloatSlider(value=efficiency, min=0.5, max=0.999, step=0.001, readout_format=".3f",
-                                   description="Electron efficiency", continuous_update=True, style=style, layout=lay())
+                                   description=f"{self.kind.signal.capitalize()} efficiency", continuous_update=True,
+                                   style=style, layout=lay())
         smin, smax = self._score_range()
         self.w_thr = W.FloatSlider(value=eng.threshold_for(efficiency), min=smin, max=smax,
                                    step=_nice_step(smax - smin), readout_format=".4f", description="Threshold",
                                    continuous_update=True, style=style, layout=lay())
-        self.w_energy = W.SelectionRangeSlider(options=self._energy_options(), description="Energy [GeV]",
+        self.w_energy = W.SelectionRangeSlider(options=self._energy_options(), description=self._axis_description(),
                                                style=style, layout=lay())
         self.w_energy.index = (0, len(self.w_energy.options) - 1)
         self.w_readout = W.HTML()
@@ -249,17 +288,20 @@ class ThresholdTuner:
                                tooltip="write working_point_<model>_<set>.json")
         self.w_status = W.HTML()
         for w, cls in ((self.w_readout, "amsnb-readout"), (self.w_eff, "amsnb-eff-slider"),
-                       (self.w_thr, "amsnb-thr-slider"), (self.w_save, "amsnb-save")):
+                       (self.w_thr, "amsnb-thr-slider"), (self.w_save, "amsnb-save"), (self.w_counts, "amsnb-counts"),
+                       (self.w_model, "amsnb-model")):
             w.add_class(cls)
         self.w_thr.layout.display = "none"
         self._build_figure()
         banner = [W.HTML(DEMO_BANNER)] if self.demo else []
-        self.widget = W.VBox(banner + [W.HBox([self.w_model, self.w_set]), self.w_mode, self.w_eff, self.w_thr,
+        self.widget = W.VBox(banner + [W.HBox([self.w_model, self.w_set]), self.w_counts, self.w_mode, self.w_eff,
+                                       self.w_thr,
                                        self.w_energy, self.w_readout, self._canvas_widget,
                                        W.HBox([self.w_save, self.w_status])])
         self.w_model.observe(self._on_model, "value")
         self.w_set.observe(self._on_set, "value")
         self.w_mode.observe(self._on_mode, "value")
+        self.w_counts.observe(self._on_counts, "value")
         for w in (self.w_eff, self.w_thr, self.w_energy):
             w.observe(lambda _c: self.update(), "value")
         self.w_save.on_click(lambda _b: self.save())
@@ -274,6 +316,10 @@ class ThresholdTuner:
     def _energy_options(self):
         e = self.engine().edges
         return [(f"{x:.0f}" if x >= 10 else f"{x:.3g}", float(x)) for x in e]
+
+    def _axis_description(self) -> str:
+        k = self.kind
+        return f"{k.axis[0].upper() + k.axis[1:]} [{k.unit}]"
 
     def _build_figure(self) -> None:
         import ipywidgets as W
@@ -294,8 +340,8 @@ class ThresholdTuner:
             (self.wp_marker,) = self.ax_curve.plot([], [], "o", color="#bd1f01", ms=9, zorder=5)
             (self.limit_marker,) = self.ax_curve.plot([], [], "^", color="#bd1f01", ms=10, zorder=5, mfc="none")
             self.ax_curve.set_yscale("log")
-            self.ax_curve.set_xlabel("electron efficiency")
-            self.ax_curve.set_ylabel("proton rejection")
+            self.ax_curve.set_xlabel(f"{self.kind.signal} efficiency")
+            self.ax_curve.set_ylabel(f"{self.kind.background} rejection")
             self.ax_curve.set_xlim(0.5, 1.0)
         self._score_histograms = score_histograms
         self.thr_line = None
@@ -325,6 +371,7 @@ class ThresholdTuner:
         self.w_set.value = keep
         self.w_set.observe(self._on_set, "value")
         self.eval_set = keep
+        self.w_eff.description = f"{self.kind.signal.capitalize()} efficiency"
         self._reset_ranges()
 
     def _on_set(self, change) -> None:
@@ -335,12 +382,19 @@ class ThresholdTuner:
         self._muted = True  # no readout for the intermediate states of the sliders
         try:
             self.w_energy.options = self._energy_options()
+            self.w_energy.description = self._axis_description()
             self.w_energy.index = (0, len(self.w_energy.options) - 1)
             smin, smax = self._score_range()
             self.w_thr.min, self.w_thr.max = min(smin, self.w_thr.min), max(smax, self.w_thr.max)
             self.w_thr.min, self.w_thr.max = smin, smax
         finally:
             self._muted = False
+        self.update(curve=True)
+
+    def _on_counts(self, change) -> None:
+        """Event counts <-> flux weights: new engines (their sums), same slider state, curve and readout redone."""
+        self.use_weights = bool(change["new"])
+        self._engines.clear()
         self.update(curve=True)
 
     def _on_mode(self, change) -> None:
@@ -366,8 +420,12 @@ class ThresholdTuner:
             self.w_readout.value = f"<span style='color:#bd1f01'>{exc}</span>"
             return None
         self.current = p
-        self.w_readout.value = f"<div class='amsnb-readout-text'><b>{self.model} / {self.eval_set}</b>, " \
-                               f"E {self.energy_range[0]:.0f}-{self.energy_range[1]:.0f} GeV{readout_html(p)}</div>"
+        k = self.kind
+        counts = "flux-weighted" if self.use_weights else "event counts"
+        self.w_readout.value = (f"<div class='amsnb-readout-text' data-counts='{counts}'><b>{self.model} / "
+                                f"{self.eval_set}</b>, {k.axis} {self.energy_range[0]:.0f}-"
+                                f"{self.energy_range[1]:.0f} {k.unit}, {counts}"
+                                f"{readout_html(p, k, self.use_weights)}</div>")
         if curve or key != getattr(self, "_curve_key", None):
             self._update_curve(key)
         self._update_marks(p)
@@ -391,6 +449,8 @@ class ThresholdTuner:
         self.curve_line.set_data(c.efficiency, rej)
         self.curve_limits.set_data(c.efficiency[c.is_lower_limit], c.rejection[c.is_lower_limit])
         self.curve_line.set_label(f"{self.model} / {self.eval_set}")
+        self.ax_curve.set_xlabel(f"{self.kind.signal} efficiency")
+        self.ax_curve.set_ylabel(f"{self.kind.background} rejection")
         if self.curve_band is not None:
             self.curve_band.remove()
         self.curve_band = self.ax_curve.fill_between(c.efficiency, np.where(np.isnan(rej), np.nan, c.rejection_lo),
@@ -403,7 +463,8 @@ class ThresholdTuner:
         self.ax_hist.clear()
         er = self.energy_range
         _, self.thr_line = self._score_histograms(eng.scores_in(1, er), eng.scores_in(0, er), eng.weights_in(1, er),
-                                                  eng.weights_in(0, er), ax=self.ax_hist)
+                                                  eng.weights_in(0, er), ax=self.ax_hist,
+                                                  labels=(f"{self.kind.signal}s", f"{self.kind.background}s"))
         if self.ax_hist.get_legend() is not None:  # above the axes: the moving threshold line never crosses it
             self.ax_hist.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, fontsize="small",
                                 frameon=False, borderaxespad=0.2)
@@ -481,7 +542,9 @@ class ThresholdTuner:
         out = working_points.save_working_point(path, p, model=self.model, eval_set=self.eval_set,
                                                 energy_range=(lo, hi))
         self.last_saved = out
-        self.w_status.value = f"saved <code>{out}</code>"
+        note = (" (demonstration scores: this folder is temporary and is removed when the app stops)"
+                if self.demo else "")
+        self.w_status.value = f"<span class='amsnb-save-status'>saved <code>{out}</code>{note}</span>"
         return out
 
     def _ipython_display_(self):
@@ -512,6 +575,8 @@ def _nice_edges(energy, label, n_max: int = 12) -> np.ndarray:
 
 
 def _nice_step(span: float) -> float:
+    """The threshold slider's step (one key press): a power of ten near 1/500 of the score range (0.001 for
+    scores in [0, 1])."""
     if not span > 0 or not math.isfinite(span):
         return 0.001
-    return float(10 ** math.floor(math.log10(span / 1000)))
+    return float(10 ** math.floor(math.log10(span / 500)))
