@@ -64,15 +64,17 @@ def _serving(proc, url: str, probe: str, name: str, log: Path):
 
 
 @contextlib.contextmanager
-def voila(app: str):
-    """Serve ``app`` with Voila (this interpreter's environment, the notebook's kernel "amsnb") on a free port."""
+def voila(app: str, show_tracebacks: bool = True):
+    """Serve ``app`` with Voila (this interpreter's environment, the notebook's kernel "amsnb") on a free port,
+    started from the repository root as a user's shell would (``PWD`` is the root)."""
     port = _free_port()
     log = ARTIFACTS / f"voila_{Path(app).stem}.log"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PWD": str(ROOT)}
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "voila", app, f"--port={port}", "--no-browser",
-                                 "--Voila.ip=127.0.0.1", "--show_tracebacks=True"], cwd=ROOT, stdout=fh,
-                                stderr=subprocess.STDOUT)
+                                 "--Voila.ip=127.0.0.1", f"--show_tracebacks={show_tracebacks}"], cwd=ROOT,
+                                stdout=fh, stderr=subprocess.STDOUT, env=env)
     yield from _serving(proc, f"http://127.0.0.1:{port}/", "api", "voila", log)
 
 
@@ -220,6 +222,100 @@ def test_threshold_tuner_app_keyboard(browser):
         want = metrics.rejection_at_threshold(score, label, threshold=np.float64(thr))
         assert shown["rows"] == _expect(want) and shown["eff"] == want.efficiency
         page.screenshot(path=str(ARTIFACTS / "threshold_tuner.png"), full_page=True)
+    page.close()
+
+
+def _img_bytes(page, selector: str) -> bytes:
+    """The exact image bytes an ``<img>`` element (an ipywidgets Image) shows: its src fetched in the page."""
+    import base64
+
+    b64 = page.eval_on_selector(selector, """async (img) => {
+        const buf = await (await fetch(img.src)).arrayBuffer();
+        let s = ""; const b = new Uint8Array(buf);
+        for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]);
+        return btoa(s); }""")
+    return base64.b64decode(b64)
+
+
+def _image_pixels(png: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def test_threshold_tuner_model_switch_redraws_the_figure(browser):
+    """Issue 23: after a model switch in Voila the figure on the page is the kernel's fresh render of that model
+    (it used to keep the old model's picture and stack titles of several models). Back and forth twice; each time
+    the image the page shows matches ThresholdTuner's own render of that model within 0.5 % of the pixels."""
+    from amsnb.plotting import canvas_png
+    from amsnb.widgets.threshold_tuner import ThresholdTuner, demo_scores
+
+    app = "widgets/threshold_tuner.ipynb"
+    params = _parameters(app)
+    scores = demo_scores(seed=params["seed"])
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    with voila(app) as url:
+        page.goto(url, timeout=RENDER_TIMEOUT_MS)
+        page.wait_for_selector(".amsnb-readout .amsnb-readout-values", timeout=RENDER_TIMEOUT_MS)
+        _non_blank(page, ".amsnb-tuner-figure", "voila_tuner_before_switch")
+        models = list(scores)
+        text = page.inner_text(".amsnb-readout")
+        for i, model in enumerate([models[1], models[0], models[1]]):
+            page.locator(".amsnb-model select").first.select_option(model)
+            text = _wait_change(page, ".amsnb-readout", text)
+            shown = _parse(page)
+            assert shown["model"] == model
+            ref = ThresholdTuner(scores, model=model, eval_set=shown["set"], efficiency=params["efficiency"],
+                                 interactive=False)
+            want = _image_pixels(canvas_png(ref.fig))
+            deadline, frac = time.time() + 30, 1.0
+            while time.time() < deadline:
+                got = _image_pixels(_img_bytes(page, "img.amsnb-tuner-figure"))
+                frac = float(np.mean(np.any(got != want, axis=-1))) if got.shape == want.shape else 1.0
+                if frac < 0.005:
+                    break
+                time.sleep(0.5)
+            (ARTIFACTS / f"voila_tuner_switch_{i}_{model}.png").write_bytes(_img_bytes(page, "img.amsnb-tuner-figure"))
+            assert got.shape == want.shape and frac < 0.005, (model, got.shape, want.shape, frac)
+        page.screenshot(path=str(ARTIFACTS / "threshold_tuner_switched.png"), full_page=True)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def user_ecal_file():
+    """An amsnb-schema ECAL file under the repository root, given to the apps by a path relative to the root."""
+    from amsnb.ecal.sim import simulate_to_root
+
+    rel = Path("tests") / "artifacts" / "user_data" / "my_showers.root"
+    simulate_to_root(ROOT / rel, 60, "electron", "mc", seed=3, progress=False, workers=1)
+    return rel
+
+
+def test_shower_browser_opens_a_relative_user_file_and_shows_a_missing_one(browser, user_ecal_file):
+    """Issue 23: Voila started from the repository root; the file given in the address by a path relative to the
+    root opens (the kernel runs in widgets/); a missing file shows its one-line error on the page, not "There was
+    an error when executing cell"."""
+    from amsnb import io
+
+    n = len(io.read(ROOT / user_ecal_file)["energy"])
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    with voila("widgets/shower_browser.ipynb", show_tracebacks=False) as url:
+        page.goto(f"{url}?data_file={user_ecal_file.as_posix()}&n_events=0", timeout=RENDER_TIMEOUT_MS)
+        page.wait_for_selector(".amsnb-event-label", timeout=RENDER_TIMEOUT_MS)
+        label = page.locator(".amsnb-event-label").first
+        deadline = time.time() + 60
+        while "event" not in label.inner_text() and time.time() < deadline:
+            time.sleep(0.2)
+        assert f"/ {n}," in label.inner_text(), label.inner_text()
+        _non_blank(page, ".amsnb-shower-figure", "voila_shower_browser_user_file")
+        page.goto(f"{url}?data_file=tests/artifacts/user_data/no_such_file.root", timeout=RENDER_TIMEOUT_MS)
+        page.wait_for_selector(".amsnb-error", timeout=RENDER_TIMEOUT_MS)
+        err = page.inner_text(".amsnb-error")
+        page.screenshot(path=str(ARTIFACTS / "shower_browser_missing_file.png"), full_page=True)
+        assert "no_such_file.root" in err and "\n" not in err.strip(), err
+        assert "There was an error" not in page.inner_text("body")
     page.close()
 
 

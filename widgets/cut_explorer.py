@@ -22,8 +22,11 @@
 # The cut set is data (`amsnb/cuts/default.yaml`, or a YAML of your own: `docs/cuts.md`); nothing here changes it on
 # disk. Notebook 02 embeds the same widget next to the full cut study.
 #
-# Run as an app: `voila widgets/cut_explorer.ipynb`. Set `data_files` to your ECAL ntuples (comma-separated paths
-# or a glob; `mapping` translates your branch names, `docs/mapping.md`). Empty: `n_events` simulated MC events, half
+# Run as an app from the repository root: `voila widgets/cut_explorer.ipynb`, then give your files in the address,
+# `http://localhost:8866/?data_files=mydata/*.root&mapping=mymapping.yaml` (or environment variables
+# `AMSNB_APP_DATA_FILES`, `AMSNB_APP_MAPPING`); relative paths are read from the folder you started the server in.
+# `data_files` are your ECAL ntuples (comma-separated paths or a glob; `mapping` translates your branch names,
+# `docs/mapping.md`). Empty: `n_events` simulated MC events, half
 # electrons and half protons at 0.9-2.2 TeV reconstructed energy (`amsnb.ecal.cut_explorer.demo_sample`).
 #
 # **Inputs**: ECAL ROOT files (or none). **Outputs**: none.
@@ -39,7 +42,13 @@ seed = 5  # seed of the simulated sample
 
 # %%
 from amsnb.ecal.cut_explorer import CutExplorer
+from IPython.display import display
 
-explorer = CutExplorer.from_source(data_files, cuts, set_name=set_name, cut=cut, mapping=mapping or None,
-                                   n_events=n_events, seed=seed)
-explorer
+from amsnb.widgets.app import app_errors, app_parameters
+
+with app_errors():
+    app_parameters(globals(), ["data_files", "mapping", "cuts", "set_name", "cut", "n_events", "seed"],
+                   paths=["data_files", "mapping"])
+    explorer = CutExplorer.from_source(data_files, cuts, set_name=set_name, cut=cut, mapping=mapping or None,
+                                       n_events=n_events, seed=seed)
+    display(explorer)

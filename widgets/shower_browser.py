@@ -20,9 +20,11 @@
 # event's reconstructed variables. Buttons or keys (type `n` / `p` in the *keys* box) step; the drop-downs and the
 # slider filter by class, domain and reconstructed energy.
 #
-# Run as an app: `voila widgets/shower_browser.ipynb`. Set `data_file` to an amsnb-schema ROOT file (for example
-# `runs/default/data/ecal/mc_high.root`); empty simulates a small sample on the fly. Zoom and pan
-# on the figure with its toolbar (the house button goes back).
+# Run as an app from the repository root: `voila widgets/shower_browser.ipynb`, then give your file in the address,
+# `http://localhost:8866/?data_file=runs/default/data/ecal/mc_high.root&n_events=500` (or set the environment variable
+# `AMSNB_APP_DATA_FILE` before starting Voila). A relative path is read from the folder you started the server in.
+# `data_file` is an amsnb-schema ROOT file; empty simulates a small sample on the fly. Zoom and pan on the figure with
+# its toolbar (the house button goes back). `docs/widgets.md` lists every app's parameters.
 
 # %% tags=["parameters"]
 data_file = ""  # ROOT file in the amsnb schema; empty: simulate a small sample
@@ -31,5 +33,10 @@ seed = 1
 
 # %%
 from amsnb.ecal.shower_browser import ShowerBrowser
+from IPython.display import display
 
-ShowerBrowser(data_file or None, n=n_events, seed=seed)
+from amsnb.widgets.app import app_errors, app_parameters
+
+with app_errors():
+    app_parameters(globals(), ["data_file", "n_events", "seed"], paths=["data_file"])
+    display(ShowerBrowser(data_file or None, n=n_events, seed=seed))
