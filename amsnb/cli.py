@@ -52,6 +52,13 @@ def _parser() -> ArgumentParser:
     sub.add_parser("simulate", help="simulate events into a ROOT file: `amsnb simulate ecal|nuclei --help`",
                    add_help=False)
     sub.add_parser("train", help="train a model from a config file (DDP under torchrun)", add_help=False)
+    a = sub.add_parser("app", help="serve an interactive app with Voila: shower_browser | cut_explorer | "
+                                   "threshold_tuner (docs/widgets.md)")
+    a.add_argument("app", help="shower_browser | cut_explorer | threshold_tuner")
+    a.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="an app parameter, e.g. -p data_file runs/default/data/ecal/mc_high.root")
+    a.add_argument("--port", type=int, default=8866)
+    a.add_argument("--open", action="store_true", help="open a browser on the page")
     sub.add_parser("schema", help="print the ROOT event schema as Markdown")
     sub.add_parser("kernel", help="register this environment's Jupyter kernel 'amsnb'")
     return p
@@ -121,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "app":
+            from .widgets.app import serve
+
+            return serve(args.app, dict(args.param), port=args.port, open_browser=args.open)
         if args.command == "schema":
             from .schema import markdown
 

@@ -65,16 +65,17 @@ def _serving(proc, url: str, probe: str, name: str, log: Path):
 
 @contextlib.contextmanager
 def voila(app: str, show_tracebacks: bool = True):
-    """Serve ``app`` with Voila (this interpreter's environment, the notebook's kernel "amsnb") on a free port,
-    started from the repository root as a user's shell would (``PWD`` is the root)."""
+    """Serve ``app`` with Voila as ``amsnb app`` does (amsnb's page template, this interpreter's environment, the
+    notebook's kernel "amsnb") on a free port, started from the repository root."""
     port = _free_port()
     log = ARTIFACTS / f"voila_{Path(app).stem}.log"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PWD": str(ROOT)}
+    from amsnb.widgets.app import voila_command
+
+    argv, env = voila_command(ROOT / app, port, cwd=ROOT,
+                              extra=["--no-browser", f"--show_tracebacks={show_tracebacks}"])
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "voila", app, f"--port={port}", "--no-browser",
-                                 "--Voila.ip=127.0.0.1", f"--show_tracebacks={show_tracebacks}"], cwd=ROOT,
-                                stdout=fh, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
     yield from _serving(proc, f"http://127.0.0.1:{port}/", "api", "voila", log)
 
 
@@ -256,10 +257,15 @@ def test_threshold_tuner_model_switch_redraws_the_figure(browser):
     params = _parameters(app)
     scores = demo_scores(seed=params["seed"])
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
     with voila(app) as url:
         page.goto(url, timeout=RENDER_TIMEOUT_MS)
         page.wait_for_selector(".amsnb-readout .amsnb-readout-values", timeout=RENDER_TIMEOUT_MS)
         _non_blank(page, ".amsnb-tuner-figure", "voila_tuner_before_switch")
+        # the page works offline: nothing is fetched from elsewhere (Voila's lab page loads FontAwesome from a CDN)
+        elsewhere = [u for u in requests if not u.startswith(("http://127.0.0.1", "data:", "blob:"))]
+        assert not elsewhere, elsewhere
         models = list(scores)
         text = page.inner_text(".amsnb-readout")
         for i, model in enumerate([models[1], models[0], models[1]]):

@@ -52,4 +52,24 @@ def test_app_errors_show_the_line_in_voila_and_raise_elsewhere(monkeypatch):
     assert len(shown) == 1 and "amsnb-error" in shown[0] and "x.root: file not found" in shown[0]
     with pytest.raises(ZeroDivisionError):  # a bug is not hidden
         with app_errors():
-            1 / 0
+            _ = 1 / 0
+
+
+def test_amsnb_app_rejects_an_unknown_app_or_parameter_in_one_line(capsys):
+    from amsnb.cli import main
+
+    assert main(["app", "no_such_app"]) == 2
+    assert "no app 'no_such_app'" in capsys.readouterr().err
+    assert main(["app", "shower_browser", "-p", "datafile", "x.root"]) == 2
+    err = capsys.readouterr().err
+    assert "no parameter datafile" in err and "data_file" in err and err.count("\n") == 1
+
+
+def test_voila_command_uses_amsnbs_template_and_passes_parameters(tmp_path):
+    from amsnb.widgets.app import TEMPLATE_ROOT, voila_command
+
+    argv, env = voila_command("threshold_tuner", 8870, {"workdir": "runs/smoke"}, cwd=tmp_path)
+    assert "--template=amsnb" in argv and argv[3].endswith("widgets/threshold_tuner.ipynb")
+    assert env["AMSNB_APP_WORKDIR"] == "runs/smoke" and env["PWD"] == str(tmp_path.resolve())
+    assert (TEMPLATE_ROOT / "voila" / "templates" / "amsnb" / "index.html.j2").exists()
+    assert "http" not in (TEMPLATE_ROOT / "voila" / "templates" / "amsnb" / "index.html.j2").read_text()

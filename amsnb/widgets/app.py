@@ -13,6 +13,9 @@ where the user started the server, and errors shown on the page as the one line 
 - :func:`app_errors`: Voila hides exceptions behind "There was an error when executing cell [2]" (the clear amsnb
   message reached only the server log); inside Voila an :class:`amsnb.errors.AmsnbError` is shown on the page as its
   message, in an element of class ``amsnb-error``. Elsewhere (JupyterLab, papermill) it is raised as always.
+- :func:`voila_command` / ``amsnb app NAME -p data_file x.root``: Voila with amsnb's page template (Voila's "lab"
+  page without the FontAwesome stylesheets it fetches from a CDN, which fail offline and on many clusters), the
+  parameters as ``AMSNB_APP_*`` variables and relative paths from the current folder.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from urllib.parse import parse_qsl
 from ..errors import AmsnbError, ConfigError
 
 ENV_PREFIX = "AMSNB_APP_"
+#: The apps, notebooks in the checkout's ``widgets/`` folder.
+APPS = ("shower_browser", "cut_explorer", "threshold_tuner")
+#: A ``JUPYTER_PATH`` entry holding ``voila/templates/amsnb`` (package data).
+TEMPLATE_ROOT = Path(__file__).resolve().parent / "voila"
 
 
 def in_voila() -> bool:
@@ -113,3 +120,56 @@ def app_errors():
 
         display(HTML(f"<div class='amsnb-error' style='color:#bd1f01;font-size:14px;padding:6px 0'>"
                      f"<b>{type(exc).__name__}</b>: {escape(str(exc))}</div>"))
+
+
+def app_notebook(app: str) -> Path:
+    """The notebook of an app (``widgets/<app>.ipynb`` of the checkout amsnb runs from)."""
+    if app not in APPS:
+        raise ConfigError(f"no app '{app}'; the apps are {', '.join(APPS)}")
+    path = Path(__file__).resolve().parents[2] / "widgets" / f"{app}.ipynb"
+    if not path.exists():
+        raise ConfigError(f"{path}: the app notebook is missing; the apps run from a checkout of amsnb (widgets/)")
+    return path
+
+
+def voila_command(app: str | os.PathLike, port: int, params: dict | None = None, ip: str = "127.0.0.1",
+                  cwd: str | os.PathLike | None = None, extra: Iterable[str] = ()) -> tuple[list[str], dict]:
+    """``(argv, env)`` that serve an app (a name of :data:`APPS` or a notebook path) with Voila and amsnb's template:
+    the parameters ``params`` as ``AMSNB_APP_*`` variables, relative paths read from ``cwd`` (default: here)."""
+    import sys
+
+    nb = app_notebook(str(app)) if str(app) in APPS else Path(app)
+    env = {**os.environ, "PWD": str(Path(cwd or Path.cwd()).resolve())}
+    env["JUPYTER_PATH"] = os.pathsep.join([str(TEMPLATE_ROOT)] + ([env["JUPYTER_PATH"]] if env.get(
+        "JUPYTER_PATH") else []))
+    for name, value in (params or {}).items():
+        env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    argv = [sys.executable, "-m", "voila", str(nb), "--template=amsnb", f"--port={port}", f"--Voila.ip={ip}",
+            *extra]
+    return argv, env
+
+
+def serve(app: str, params: dict | None = None, port: int = 8866, open_browser: bool = False) -> int:
+    """Run an app's Voila server in the foreground (``amsnb app``); returns its exit code."""
+    import subprocess
+
+    nb = app_notebook(app)
+    names = _parameter_names(nb)
+    unknown = sorted(set(params or {}) - set(names))
+    if unknown:
+        raise ConfigError(f"{app}: no parameter {', '.join(unknown)}; its parameters are {', '.join(names)}")
+    argv, env = voila_command(app, port, params, extra=[] if open_browser else ["--no-browser"])
+    print(f"amsnb: serving {nb.name} on http://127.0.0.1:{port}/ (Ctrl-C stops it)", flush=True)
+    return subprocess.call(argv, env=env)
+
+
+def _parameter_names(nb: Path) -> list[str]:
+    """The names assigned in a notebook's cell tagged ``parameters``."""
+    import ast
+    import json
+
+    cells = json.loads(nb.read_text())["cells"]
+    cell = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+            if isinstance(t, ast.Name)]
