@@ -151,6 +151,17 @@ def load_scores(workdir: Workdir | str | os.PathLike | None = None, models=None,
     return out
 
 
+def energy_text(models_on_set: dict[str, dict[str, np.ndarray]], unit: str = "GeV") -> str:
+    """The energy range of one set's labelled events for a figure's legend, ``"1000-2000 GeV"`` (2 significant
+    digits), from the score arrays of :func:`on_set`."""
+    e = np.concatenate([np.asarray(a["energy"], float)[np.asarray(a["label"]) >= 0]
+                        for a in models_on_set.values()] or [np.zeros(0)])
+    if e.size == 0:
+        return ""
+    lo, hi = (float(f"{x:.2g}") for x in (e.min(), e.max()))
+    return f"{lo:g}-{hi:g} {unit}"
+
+
 def on_set(scores: dict, eval_set: str, models=None) -> dict[str, dict[str, np.ndarray]]:
     """{model: arrays} of the models that have a score file for ``eval_set`` (from :func:`load_scores`)."""
     out = {m: sets[eval_set] for m, sets in scores.items() if eval_set in sets and (models is None or m in models)}

@@ -127,7 +127,8 @@ for s, rows in table.items():
     print(tables.format_table(rows))
 curves = {m: metrics.rejection_curve(all_scores[m][eval_set]["score"], all_scores[m][eval_set]["label"], name=m)
           for m in ("bdt", "likelihood")}
-fig = pplot.rejection_vs_efficiency(curves, reference="bdt", title=f"{eval_set} (1-2 TeV)")
+energy = scores.energy_text(scores.on_set(all_scores, eval_set, curves))
+fig = pplot.rejection_vs_efficiency(curves, reference="bdt", title=f"{eval_set}, {energy}")
 wd.save_figure("03", fig, "rejection_vs_efficiency")
 
 # %%

@@ -89,12 +89,14 @@ scores.available(wd)
 
 # %%
 curves_mc = metrics.rejection_curves(mc_models, cl=p.cl, use_weights=p.use_weights)
-fig = pplot.rejection_vs_efficiency(curves_mc, reference=p.reference, title=f"MC test ({mc_set})")
+fig = pplot.rejection_vs_efficiency(curves_mc, reference=p.reference,
+                                    title=f"MC test ({mc_set}), {scores.energy_text(mc_models)}")
 wd.save_figure("05", fig, "fig8_rejection_vs_efficiency_mc")
 
 # %%
 curves_iss = metrics.rejection_curves(iss_models, cl=p.cl, use_weights=p.use_weights)
-fig = pplot.rejection_vs_efficiency(curves_iss, reference=p.reference, title=f"ISS-like test ({iss_set})",
+fig = pplot.rejection_vs_efficiency(curves_iss, reference=p.reference,
+                                    title=f"ISS-like test ({iss_set}), {scores.energy_text(iss_models)}",
                                     text="ISS-like")
 wd.save_figure("05", fig, "fig9_rejection_vs_efficiency_iss")
 

@@ -104,7 +104,7 @@ bl.tune.as_dict()
 
 # %%
 for key, case in bl.cases.items():
-    fig = pn.template_fit(case.fit, case.truth, sel.l1, title=f"{sel.name}: {key}")
+    fig = pn.template_fit(case.fit, case.truth, sel.l1, title=f"{sel.name} selection\n{below_l1.CASE_TITLES[key]}")
     wd.save_figure("07", fig, f"template_fit_{key}")
 bl.table()
 

@@ -35,7 +35,7 @@ def tiny_events():
 # -------------------------------------------------------------------------------------------- parsing
 def test_default_cut_set_loads_and_names_its_branches():
     cs = cuts.load("default")
-    assert cs.names[0] == "unit_charge" and "energy" in cs.names
+    assert cs.names[0] == "energy" and "unit_charge" in cs.names  # the acceptance first, then the quality cuts
     assert set(cs.branches()) <= set(ECAL.names)
     assert {"tracker_charge", "entry_x", "dxdz", "e_over_r", "trd_llr"} <= set(cs.branches())
     assert cs["energy"].window("mc_high") == (1000.0, 2000.0)

@@ -27,25 +27,28 @@ def view_images(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def event_display(image: np.ndarray, title: str = "", fig=None, vmin: float = 1.0):
-    """Both views of one event as layer-vs-cell heat maps with a log colour scale (MeV)."""
+    """Both views of one event as depth-vs-cell heat maps with a log colour scale (MeV). Each view's layers are drawn
+    at their own depth in radiation lengths (x view: 8 layers, y view: 10, interleaved by superlayer), the other
+    view's layers left blank, so the same depth is at the same height in both panels."""
     import matplotlib.pyplot as plt
-    import mplhep as hep
     from matplotlib.colors import LogNorm
 
     fig = fig or plt.figure(figsize=(14, 5))
-    axes = fig.subplots(1, 2)
-    xv, yv = view_images(np.asarray(image))
-    vmax = max(float(np.asarray(image).max()), vmin * 10)
+    axes = fig.subplots(1, 2, sharey=True)
+    img = np.asarray(image, float)
+    vmax = max(float(img.max()), vmin * 10)
     cell_edges = np.arange(N_CELLS + 1)
-    for ax, img, name in ((axes[0], xv, "x"), (axes[1], yv, "y")):
-        h = np.where(img > 0, img, np.nan).T  # (cells, layers) for hist2dplot(x=cell, y=layer)
-        art = hep.hist2dplot(h, cell_edges, np.arange(len(img) + 1), norm=LogNorm(vmin=vmin, vmax=vmax), ax=ax,
-                             flow="none", cbar=False)
-        ax.invert_yaxis()
+    depth_edges = np.arange(len(img) + 1) * LAYER_X0
+    for ax, view, name in ((axes[0], IS_X, "x"), (axes[1], ~IS_X, "y")):
+        shown = np.where(view[:, None] & (img > 0), img, np.nan)
+        art = ax.pcolormesh(cell_edges, depth_edges, shown, norm=LogNorm(vmin=vmin, vmax=vmax), cmap="viridis")
+        ax.set_facecolor("#f4f4f4")  # the other view's layers and empty cells
         ax.set_xlabel(f"cell ({name} view, {CELL_PITCH_CM} cm)", fontsize=14)
-        ax.set_ylabel(f"{name}-view layer (top = 0)", fontsize=14)
+        ax.set_title(f"{name} view ({int(view.sum())} layers)", fontsize=13)
         ax.tick_params(labelsize=12)  # the ROOT style's tick labels would dwarf the axis labels
-    cbar = fig.colorbar(art.pcolormesh, ax=list(axes))
+    axes[0].set_ylim(depth_edges[-1], 0)  # the shower enters at the top
+    axes[0].set_ylabel(r"depth [$X_0$] (top = ECAL entry)", fontsize=14)
+    cbar = fig.colorbar(art, ax=list(axes))
     cbar.set_label("cell energy [MeV]", fontsize=14)
     cbar.ax.tick_params(labelsize=12)
     if title:

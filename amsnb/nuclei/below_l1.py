@@ -43,6 +43,11 @@ def model_for(wd: Workdir, samples: NucleiSamples, z_sel: int, n_train: int, tra
     return train(wd, sets, z_sel, train_config, model_config), "trained here"
 
 
+#: What each template-fit case of :func:`template_fits` is, in words for a figure's legend.
+CASE_TITLES = {"untuned": "MC templates as simulated", "tuned": "MC charge response tuned on the reference peak",
+               "tuned_ml": "tuned, after the ML selection", "closure": "closure: MC pseudo-data"}
+
+
 @dataclass
 class ScoredEvents:
     """Selected events (inner-charge selection of ``z_sel``, no L1 cut) with the MDA's score: the L1 charge is not

@@ -85,9 +85,7 @@ def efficiency_vs_rigidity(eff: Mapping, title: str = "", axes=None):
     xerr = [c - e[:-1], e[1:] - c]
     for name, key, mk in (("signal", "signal", "o"), ("total residual background", "background", "s")):
         axes[0].errorbar(c, eff[key].value, yerr=_yerr(eff[key]), xerr=xerr, fmt=mk, label=name)
-    for i, (z, ez) in enumerate(sorted(eff["per_z"].items())):
-        axes[1].errorbar(c * (1 + 0.02 * i), ez.value, yerr=_yerr(ez), fmt="o-", ms=4, label=f"Z = {z}",
-                         color=plt.get_cmap("tab10")(i % 10))
+    _residual_per_z(axes[1], eff["per_z"], e)
     for ax, yl in zip(axes, ("efficiency", "residual efficiency (mis-ID rate)")):
         ax.set_xscale("log")
         # plain numbers, minor labels only at 2 and 5: "2x10^2 3x10^2 4x10^2 ..." ran into each other
@@ -96,11 +94,44 @@ def efficiency_vs_rigidity(eff: Mapping, title: str = "", axes=None):
             lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (2, 5) else ""))
         ax.set_xlabel("rigidity inner+L1 [GV]")
         ax.set_ylabel(yl)
-        ax.set_ylim(-0.02, 1.05)
     axes[0].set_ylim(-0.02, 1.6)  # the band above 1 holds the legend, off the points
     axes[0].legend(title=title or None, fontsize="x-small", title_fontsize="x-small", loc="upper right")
     axes[1].legend(ncol=1, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return fig
+
+
+#: Bins with fewer effective events than this are drawn hollow: their rate is a few events' worth (1 of 1 is 1.0).
+FEW_EVENTS = 5
+
+
+def _residual_per_z(ax, per_z: Mapping, edges) -> None:
+    """Residual efficiency per background Z on a log axis: measured bins as points with their interval (hollow when
+    fewer than :data:`FEW_EVENTS` events), bins where no event passes as the upper end of their interval (a
+    downward arrow), empty bins left out; no lines, which would join bins across empty ones."""
+    import matplotlib.pyplot as plt
+
+    e = np.asarray(edges, float)
+    c = np.sqrt(e[1:] * e[:-1])
+    lows = []
+    for i, (z, ez) in enumerate(sorted(per_z.items())):
+        col = plt.get_cmap("tab10")(i % 10)
+        x = c * (1 + 0.03 * i)
+        v, lo, hi, n = (np.asarray(a, float) for a in (ez.value, ez.lo, ez.hi, ez.n))
+        has = np.isfinite(v) & (n > 0)
+        meas, zero = has & (v > 0), has & (v <= 0)
+        for sel, face in ((meas & (n >= FEW_EVENTS), col), (meas & (n < FEW_EVENTS), "none")):
+            if sel.any():
+                ax.errorbar(x[sel], v[sel], yerr=[v[sel] - lo[sel], hi[sel] - v[sel]], fmt="o", ms=4.5, color=col,
+                            mfc=face, label=f"Z = {z}" if face is col else None)
+        if zero.any():
+            ax.errorbar(x[zero], hi[zero], yerr=0.35 * hi[zero], uplims=True, fmt="none", color=col, capsize=2,
+                        label=None if meas.any() else f"Z = {z}")
+        lows += list(lo[meas & (lo > 0)]) + list(hi[zero])
+    ax.set_yscale("log")
+    ymin = 0.3 * min(lows) if lows else 1e-4
+    ax.set_ylim(max(ymin, 1e-6), 3.0)
+    ax.plot([], [], "o", color="gray", mfc="none", label=f"< {FEW_EVENTS} events in the bin")
+    ax.errorbar([], [], yerr=[], uplims=True, fmt="none", color="gray", label="none passes: upper limit")
 
 
 def attention_weights(attention: np.ndarray, label_values: np.ndarray | None = None,
@@ -164,9 +195,10 @@ def template_fit(result, truth=None, window: Sequence[float] | None = None, ax=N
     txt = f"below-L1 fraction in window:\n{result.fraction:.3f} ± {result.fraction_err:.3f} (fit)"
     if truth is not None:
         txt += f"\n{truth.value:.3f} [{truth.lo:.3f}, {truth.hi:.3f}] (MC truth, {truth.cl:.0%} CL)"
+    # the fit box in the band above the histogram (ylim leaves it free), clear of the window lines' labels
     ax.text(0.02, 0.97, txt + f"\nχ²/ndf = {result.chi2_ndf:.2f}", transform=ax.transAxes, ha="left", va="top",
-            fontsize="x-small")
-    ax.set_ylim(0, 1.6 * max(float(result.observed.max()), 1.0))
+            fontsize="x-small", bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.9, "pad": 2})
+    ax.set_ylim(0, 2.1 * max(float(result.observed.max()), 1.0))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("events")
     # beside the panel: the fit box takes the top left, the stack the middle

@@ -22,14 +22,41 @@ def use_style() -> None:
         _STYLED = True
 
 
-def label(ax, text: str = "", loc: int = 0):
-    """The experiment label: there is no AMS style in mplhep, so a clean generic label.
-
-    mplhep adds "Simulation" itself (``data=False``); ``text`` follows it (e.g. "ISS-like").
-    """
+def label(ax, text: str = "", loc: int = 0, source: str = "fast simulation"):
+    """The figure's label: what made the events, not a collaboration's name. amsnb's own simulation is a physics-based
+    toy of AMS-02, so its figures say "amsnb fast simulation" (an "AMS-02 Simulation" label would claim the
+    collaboration's Geant4 MC); ``source`` names other inputs (e.g. "user ntuples"); ``text`` follows (e.g.
+    "ISS-like")."""
     import mplhep as hep
 
-    return hep.label.exp_label(exp="AMS-02", text=text, com=None, lumi=None, ax=ax, loc=loc)
+    extra = ", ".join(t for t in (source, text) if t)
+    return hep.label.exp_label(exp="amsnb", text=extra, data=True, com=None, lumi=None, ax=ax, loc=loc)
+
+
+#: Display names of the model families in amsnb's model tags (``cvt_tiny_da``, ``bdt``, ``mda_P``).
+_FAMILIES = {"bdt": "BDT", "likelihood": "Likelihood", "cnn": "CNN", "cvt": "CvT", "coatnet": "CoAtNet",
+             "mda": "MDA"}
+
+
+def model_label(tag: str) -> str:
+    """A model tag as a legend says it: ``cvt_tiny_da`` -> "CvT tiny + DANN", ``cnn_small_views`` -> "CNN small
+    views", ``bdt`` -> "BDT", ``cnn_small_da_mclow_valmc`` -> "CNN small + DANN (train mc_low, val. MC)"; a tag of
+    another form is returned as it is."""
+    parts = str(tag).split("_")
+    if parts[0] not in _FAMILIES:
+        return str(tag)
+    words, notes, da = [_FAMILIES[parts[0]]], [], False
+    for part in parts[1:]:
+        if part == "da":
+            da = True
+        elif part.startswith("val") and len(part) > 3:
+            notes.append(f"val. {part[3:].upper() if part[3:] in ('mc', 'iss') else part[3:]}")
+        elif part.startswith("mc") and len(part) > 2:
+            notes.append(f"train mc_{part[2:]}")
+        else:
+            words.append(part)
+    out = " ".join(words) + (" + DANN" if da else "")
+    return out + (f" ({', '.join(notes)})" if notes else "")
 
 
 def canvas_png(fig) -> bytes:

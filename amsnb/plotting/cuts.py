@@ -29,8 +29,9 @@ def cut_flow(flows: dict, weighted: bool = False, ax=None, title: str = ""):
             eff, lo, hi = flow.efficiency(cls, weighted)
             color, marker = _STYLE[cls]
             ax.errorbar(x, eff, yerr=[eff - lo, hi - eff], color=color, marker=marker, ls=_LINES[j % 4],
-                        label=f"{name} {cls}", ms=5, capsize=2)
-    ax.set_xticks(np.arange(len(steps)), [s.replace("_", " ") for s in steps], rotation=30, ha="right")
+                        label=f"{cls}s ({name})" if cls != "unlabeled" else f"unlabeled ({name})", ms=5, capsize=2)
+    ax.set_xticks(np.arange(len(steps)), [CUT_LABELS.get(s, s.replace("_", " ")) for s in steps], rotation=30,
+                  ha="right")
     ax.set_ylabel("cumulative efficiency" + (" (weighted)" if weighted else ""))
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
@@ -40,6 +41,11 @@ def cut_flow(flows: dict, weighted: bool = False, ax=None, title: str = ""):
         ax.set_title(title, fontsize="medium", pad=40)
     return fig
 
+
+# tick labels of the steps of the default cut set (amsnb/cuts/default.yaml); other cuts: their name
+CUT_LABELS = {"unit_charge": "unit charge", "track_quality": r"track $\chi^2$", "fiducial_entry": "fiducial entry",
+              "fiducial_exit": "fiducial exit", "e_over_r": "E/|R|", "trd": "TRD estimator",
+              "energy": "energy window"}
 
 # axis labels (with units) of the variables of the default cut set (amsnb/cuts/default.yaml); others: their name
 VARIABLE_LABELS = {

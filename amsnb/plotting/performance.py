@@ -3,8 +3,11 @@ histograms with a working point. :mod:`amsnb.metrics` computes every number; the
 
 Conventions: rejection on a log axis, the interval as a band (curves) or error bar (points); a lower limit
 (no proton passes) is drawn as an upward arrow from the limit, never as a point at infinity. The ratio panel
-(as in puma's rejection plots) divides each model by a reference model, usually the BDT. The experiment label
-(``amsnb.plotting.label``) already says "Simulation"; ``text`` adds to it (e.g. "ISS-like").
+(as in puma's rejection plots) divides each model by a reference model, usually the BDT; a reference that is only
+a lower limit at most efficiencies (no proton passes it) gives only bounds, so the model with the most measured
+points replaces it and the axis says so. Legends use display names (:func:`amsnb.plotting.model_label`) and give
+the events the curves are computed on. The label (``amsnb.plotting.label``) says what made the events; ``text``
+adds to it (e.g. "ISS-like").
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import label as _exp_label
+from . import model_label
 
 _COLORS = ("#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300", "#b9ac70", "#717581")
 
@@ -28,25 +32,48 @@ def _draw_limits(ax, x, y, color, size=7):
                        capsize=3)
 
 
+def _counts_text(curves: dict) -> str:
+    """"2000 e, 11 368 p" when every curve counts the same events (one test set), else ""."""
+    counts = {(c.points[0].n_sig, c.points[0].n_bkg) for c in curves.values() if len(c.points)}
+    if len(counts) != 1:
+        return ""
+    n_sig, n_bkg = counts.pop()
+    return f"{n_sig:,} e, {n_bkg:,} p".replace(",", "\u2009")
+
+
+def ratio_reference(curves: dict, reference: str | None = None) -> str:
+    """The ratio panel's reference: ``reference`` (default the first model) unless it is a lower limit at more than
+    half of the efficiencies, then the model with the most measured (not limit) points."""
+    names = list(curves)
+    ref = reference if reference in curves else names[0]
+    if np.mean(curves[ref].is_lower_limit) > 0.5:
+        measured = {n: int(np.sum(~curves[n].is_lower_limit)) for n in names}
+        best = max(names, key=lambda n: measured[n])
+        if measured[best] > measured[ref]:
+            return best
+    return ref
+
+
 def rejection_vs_efficiency(curves: dict, reference: str | None = None, title: str = "", text: str = "",
                             fig=None):
     """Rejection vs electron efficiency for several models (``{name: metrics.RejectionCurve}``), with a ratio
-    panel to ``reference`` (default: the first model); where either rejection is a lower limit the ratio is only a
-    bound and is drawn dotted. Returns the figure."""
+    panel to ``reference`` (default: the first model; see :func:`ratio_reference`); where either rejection is a
+    lower limit the ratio is only a bound and is drawn dotted. ``title`` (the set, its energy range) heads the
+    legend, followed by the event counts. Returns the figure."""
     import matplotlib.pyplot as plt
 
     if fig is None:
         fig = plt.figure(figsize=(8, 7.5))
     ax, rax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1), "hspace": 0.05})
     names = list(curves)
-    ref = reference if reference in curves else names[0]
+    ref = ratio_reference(curves, reference)
     r_ref = curves[ref]
     ratios = []  # every finite ratio drawn: a log ratio axis where they span decades
     for i, name in enumerate(names):
         c, col = curves[name], _color(i)
         eff, rej, lo, hi, lim = c.efficiency, c.rejection, c.rejection_lo, c.rejection_hi, c.is_lower_limit
         meas = ~lim
-        ax.plot(eff[meas], rej[meas], color=col, label=name, lw=1.8)
+        ax.plot(eff[meas], rej[meas], color=col, label=model_label(name), lw=1.8)
         ax.fill_between(eff, np.where(meas, lo, np.nan), np.where(meas, hi, np.nan), color=col, alpha=0.25, lw=0)
         if lim.any():
             ax.plot(eff[lim], rej[lim], ls=":", color=col, lw=1.2)
@@ -65,10 +92,13 @@ def rejection_vs_efficiency(curves: dict, reference: str | None = None, title: s
     ax.set_yscale("log")
     ax.set_ylabel("Proton rejection")
     # beside the panel: the curves fill the whole efficiency range, so inside it the legend would cover them
-    ax.legend(title=title or None, fontsize="small", title_fontsize="small", loc="upper left",
-              bbox_to_anchor=(1.02, 1.0), frameon=False)
+    head = "\n".join(t for t in (title, _counts_text(curves)) if t)
+    ax.legend(title=head or None, fontsize="small", title_fontsize="small", loc="upper left",
+              bbox_to_anchor=(1.02, 1.0), frameon=False, alignment="left")
     rax.set_xlabel("Electron efficiency")
-    rax.set_ylabel(f"Ratio to {ref}", fontsize="small")
+    replaced = reference in curves and ref != reference
+    rax.set_ylabel(f"Ratio to {model_label(ref)}" + ("\n(" + model_label(reference) + ": limit)" if replaced else ""),
+                   fontsize="small")
     rax.axhline(1.0, color="k", lw=0.8)
     finite = np.concatenate(ratios) if ratios else np.array([])
     finite = finite[np.isfinite(finite) & (finite > 0)]
@@ -97,21 +127,45 @@ def rejection_vs_energy(curves: dict, title: str = "", text: str = "", ax=None):
         ok = np.array([p is not None for p in c.points]) & ~lim
         xerr = np.vstack([x - edges[:-1], edges[1:] - x])
         ax.errorbar(xs[ok], rej[ok], yerr=np.vstack([rej[ok] - lo[ok], hi[ok] - rej[ok]]), xerr=xerr[:, ok],
-                    fmt="o", color=col, label=name, ms=5)
+                    fmt="o", color=col, label=model_label(name), ms=5)
         if lim.any():
             ax.plot(xs[lim], rej[lim], "_", color=col, ms=12)
             _draw_limits(ax, xs[lim], rej[lim], col)
     if all(c.edges[0] > 0 for c in curves.values()):
         ax.set_xscale("log")
+        _energy_ticks(ax, min(c.edges[0] for c in curves.values()), max(c.edges[-1] for c in curves.values()))
     ax.set_yscale("log")
     ax.set_xlabel("Reconstructed energy [GeV]")
     eff = next(iter(curves.values())).efficiency if curves else 0.9
     ax.set_ylabel(f"Proton rejection at {eff:.0%} e efficiency")
-    lo, hi = ax.get_ylim()
-    ax.set_ylim(lo, hi * 10)  # room for the legend above the points
+    # the y range from the values and their finite interval ends (an open upper end is drawn as an arrow)
+    vals = []
+    for c in curves.values():
+        for p in c.points:
+            if p is not None:
+                vals += [p.rejection, p.rejection_lo] + ([p.rejection_hi] if np.isfinite(p.rejection_hi) else [])
+    vals = np.asarray([v for v in vals if np.isfinite(v) and v > 0])
+    if vals.size:
+        ax.set_ylim(vals.min() / 1.6, vals.max() * 1.3 * 6)  # x6: room for the legend above the points
     ax.legend(title=title or None, fontsize="small", title_fontsize="small", loc="upper left", ncols=2)
     _exp_label(ax, text=text)
     return ax.figure
+
+
+def _energy_ticks(ax, lo: float, hi: float) -> None:
+    """Plain-number ticks on a log energy axis that spans less than two decades (1-2 TeV would show one label)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+
+    if hi / lo >= 100:
+        return
+    nice = np.array([m * 10.0 ** k for k in range(0, 6) for m in (1, 1.5, 2, 3, 5, 7)])
+    ticks = nice[(nice >= lo * 0.999) & (nice <= hi * 1.001)]
+    if ticks.size < 3:
+        ticks = np.unique(np.r_[ticks, np.round([lo, hi], -1)])
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def score_histograms(sig, bkg, sig_w=None, bkg_w=None, bins=50, threshold=None, ax=None, density=True,

@@ -10,7 +10,7 @@ import numpy as np
 #: (y label, ((history key, legend label), ...)) per panel of :func:`plot_history`; panels without data are left out.
 PANELS = (
     ("loss", (("loss", "train total"), ("label_loss", "train label"), ("domain_loss", "train domain"),
-              ("val_loss", "validation"))),
+              ("val_loss", "validation label"))),
     ("accuracy / AUC", (("acc", "train label"), ("val_acc", "validation label"), ("auc", "validation AUC"),
                         ("domain_acc", "domain classifier"))),
     ("rejection at 90% e eff.", (("rejection", "validation"),)),
@@ -43,13 +43,24 @@ def plot_history(history: list[dict], fig=None, title: str = "", panels=PANELS):
         if ylabel.startswith("accuracy"):
             ax.axhline(0.5, color="gray", ls=":", lw=1)
         if ylabel.startswith("rejection"):
-            ax.set_yscale("log")
+            _rejection_axis(ax)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="x-small")
     if title:
-        fig.suptitle(title)
+        from . import model_label
+
+        fig.suptitle(model_label(title))
     fig.tight_layout()
     return fig
+
+
+def _rejection_axis(ax) -> None:
+    """Log scale where the rejections span a decade or more; plain numbers otherwise (a log axis over 3-8 shows
+    only labels such as "3x10^0")."""
+    vals = np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.get_lines()] or [np.zeros(0)])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    if vals.size and vals.max() / vals.min() >= 10:
+        ax.set_yscale("log")
 
 
 class LiveCurves:
