@@ -146,6 +146,13 @@ def _load(data, n: int, seed: int, energy_range) -> dict[str, np.ndarray]:
     raise ConfigError(f"ShowerBrowser data must be a ROOT file path, a dict of arrays or None, not {type(data)}")
 
 
+def _at_depth(view_image: np.ndarray, rows: np.ndarray) -> np.ma.MaskedArray:
+    """One view's layers placed in the 18 layers of the ECAL (the other view's and empty cells masked)."""
+    full = np.ma.masked_all((len(rows), view_image.shape[1]))
+    full[rows] = np.ma.masked_less_equal(view_image, 0)
+    return full
+
+
 class ShowerBrowser:
     """Interactive event browser. ``ShowerBrowser(data)`` with ``data`` a dict of schema arrays, a ROOT file path,
     or None (simulate ``n`` events on the fly: electrons and protons, MC and ISS-like)."""
@@ -183,14 +190,17 @@ class ShowerBrowser:
             self.ax_cbar = fig.add_subplot(gs[0, 2])  # its own axis: the colour bar covers no image
             self.ax_long, self.ax_lat = fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])
             norm = LogNorm(vmin=1.0, vmax=2e5)  # fixed: 1 MeV .. above the 169 GeV cell saturation
-            self.im_x = self.ax_x.imshow(np.full((int(IS_X.sum()), N_CELLS), np.nan), aspect="auto", norm=norm,
-                                         cmap="viridis", interpolation="nearest")
-            self.im_y = self.ax_y.imshow(np.full((int((~IS_X).sum()), N_CELLS), np.nan), aspect="auto", norm=norm,
-                                         cmap="viridis", interpolation="nearest")
+            # all 18 layers at their depth, the other view's layers blank: the same depth at the same height in both
+            extent = (0, N_CELLS, len(IS_X) * LAYER_X0, 0)
+            self.im_x = self.ax_x.imshow(np.full((len(IS_X), N_CELLS), np.nan), aspect="auto", norm=norm,
+                                         cmap="viridis", interpolation="nearest", extent=extent)
+            self.im_y = self.ax_y.imshow(np.full((len(IS_X), N_CELLS), np.nan), aspect="auto", norm=norm,
+                                         cmap="viridis", interpolation="nearest", extent=extent)
             fig.colorbar(self.im_y, cax=self.ax_cbar, label="cell energy [MeV]")
             for ax, v in ((self.ax_x, "x"), (self.ax_y, "y")):
-                ax.set_xlabel(f"cell ({v} view)")
-                ax.set_ylabel(f"layer ({v} view)")
+                ax.set_xlabel(f"cell ({v} view, {int((IS_X if v == 'x' else ~IS_X).sum())} layers)")
+                ax.set_facecolor("#f4f4f4")
+            self.ax_x.set_ylabel(r"depth [$X_0$]")
             depth = (np.arange(18) + 0.5) * LAYER_X0
             (self.line_long,) = self.ax_long.plot(depth, np.zeros(18), "o-", ms=3)
             self.ax_long.set_xlabel(r"depth [$X_0$]")
@@ -289,8 +299,8 @@ class ShowerBrowser:
         """Display the event at ``position`` of the current selection; returns its view (for tests)."""
         self.position = int(position)
         view = event_view(self.data, int(self.selection[self.position]))
-        self.im_x.set_data(np.ma.masked_less_equal(view["x_view"], 0))
-        self.im_y.set_data(np.ma.masked_less_equal(view["y_view"], 0))
+        self.im_x.set_data(_at_depth(view["x_view"], IS_X))
+        self.im_y.set_data(_at_depth(view["y_view"], ~IS_X))
         self.line_long.set_ydata(np.clip(view["longitudinal"], 1e-4, None))
         self.line_lat.set_ydata(np.clip(view["lateral"][1], 1e-5, None))
         self.title.set_text(view["title"])
