@@ -90,13 +90,13 @@ scores.available(wd)
 # %%
 curves_mc = metrics.rejection_curves(mc_models, cl=p.cl, use_weights=p.use_weights)
 fig = pplot.rejection_vs_efficiency(curves_mc, reference=p.reference,
-                                    title=f"MC test ({mc_set}), {scores.energy_text(mc_models)}")
+                                    title=f"MC test ({p.mc_set}), {scores.energy_text(mc_models)}")
 wd.save_figure("05", fig, "fig8_rejection_vs_efficiency_mc")
 
 # %%
 curves_iss = metrics.rejection_curves(iss_models, cl=p.cl, use_weights=p.use_weights)
 fig = pplot.rejection_vs_efficiency(curves_iss, reference=p.reference,
-                                    title=f"ISS-like test ({iss_set}), {scores.energy_text(iss_models)}",
+                                    title=f"ISS-like test ({p.iss_set}), {scores.energy_text(iss_models)}",
                                     text="ISS-like")
 wd.save_figure("05", fig, "fig9_rejection_vs_efficiency_iss")
 
@@ -112,8 +112,8 @@ energy_global = metrics.rejection_vs_energy_models(iss_models, p.efficiency, "gl
 energy_per_bin = metrics.rejection_vs_energy_models(iss_models, p.efficiency, "per_bin", n_bins=p.n_energy_bins,
                                                     cl=p.cl, use_weights=p.use_weights)
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 6), sharey=True)
-pplot.rejection_vs_energy(energy_global, title=f"{iss_set}, global threshold", text="ISS-like", ax=ax1)
-pplot.rejection_vs_energy(energy_per_bin, title=f"{iss_set}, per-bin threshold", text="ISS-like", ax=ax2)
+pplot.rejection_vs_energy(energy_global, title=f"{p.iss_set}, global threshold", text="ISS-like", ax=ax1)
+pplot.rejection_vs_energy(energy_per_bin, title=f"{p.iss_set}, per-bin threshold", text="ISS-like", ax=ax2)
 wd.save_figure("05", fig, "fig10_rejection_vs_energy_iss")
 
 # %% [markdown]
@@ -132,7 +132,7 @@ wd.save_figure("05", fig, "fig10_rejection_vs_energy_iss")
 # %%
 table_mc = metrics.comparison_table(mc_models, cl=p.cl, use_weights=p.use_weights)
 table_iss = metrics.comparison_table(iss_models, cl=p.cl, use_weights=p.use_weights)
-display(HTML(f"<h4>{mc_set}</h4>" + tables.table_html(table_mc) + f"<h4>{iss_set}</h4>"
+display(HTML(f"<h4>{p.mc_set}</h4>" + tables.table_html(table_mc) + f"<h4>{p.iss_set}</h4>"
              + tables.table_html(table_iss)))
 print(tables.format_table(table_iss))
 

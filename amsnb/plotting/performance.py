@@ -137,7 +137,9 @@ def rejection_vs_energy(curves: dict, title: str = "", text: str = "", ax=None):
     ax.set_yscale("log")
     ax.set_xlabel("Reconstructed energy [GeV]")
     eff = next(iter(curves.values())).efficiency if curves else 0.9
-    ax.set_ylabel(f"Proton rejection at {eff:.0%} e efficiency")
+    spec = ax.get_subplotspec()
+    if spec is None or spec.is_first_col():  # a panel right of another (shared y) leaves the label to the first
+        ax.set_ylabel(f"Proton rejection at {eff:.0%} e efficiency")
     # the y range from the values and their finite interval ends (an open upper end is drawn as an arrow)
     vals = []
     for c in curves.values():
