@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..workdir import Workdir
-from .datasets import TABLE1_SETS, TEST_SET
+from .datasets import TABLE1_SETS, TEST_SET, load_manifest
 
 # The set names are defined once, in amsnb.ecal.datasets; the experiment's roles derive from them.
 MC_LOW, MC_HIGH, ISS_VAL, ISS_TEST, ISS_TARGET = TABLE1_SETS
@@ -94,6 +94,9 @@ def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_
     needed = {train_set, VAL_SETS[val_set], ISS_TARGET, *EVAL_SETS}
     missing = sorted(n for n in needed if n not in sets)
     if missing:
+        why = load_manifest(wd).get("skipped", {})
+        if all(n in why for n in missing):  # notebook 02 made no such set, and said why: rerunning it changes nothing
+            raise ConfigError("; ".join(why[n] for n in missing))
         raise ConfigError(f"sets {missing} are missing from ensure_ecal_sets' output; rerun notebook 02")
     cache_dir = wd.path / "cache"
     folders = {n: build_cache(sets[n], cache_dir, dtype=cache_dtype, progress=progress) for n in sorted(needed)}
