@@ -233,6 +233,8 @@ def tag_summary(counts: dict) -> dict:
 def tag_text(summary: dict, where: str = "") -> str:
     """The tag's lines for a cut-flow printout (:func:`tag_summary`)."""
     n = summary["events"]
+    if not n:
+        return f"tag{' on ' + where if where else ''}: applies to no event (no flight events here)"
     lines = [f"tag{' on ' + where if where else ''}: {n} events the tag applies to; {summary['untagged']} untagged "
              f"(-> iss_target), {summary['ambiguous']} selected by both classes (left untagged)"]
     for c in TAG_CLASSES:

@@ -69,6 +69,7 @@ def test_routed_list_without_unlabeled_events_stops_with_one_correct_line(layout
     assert "events per set after routing/tagging, before cuts:" in out
     warning = [line for line in out.splitlines() if line.startswith("WARNING: iss_target")]
     assert len(warning) == 1 and "declare a tag" in warning[0] and "iss_target: [flight files]" in warning[0]
+    assert "none of the 1600 events" in warning[0]
     params = {"02": {"input_files": files, "mapping": str(MAPPING)},
               "04": {"input_files": files, "mapping": str(MAPPING), "train_set": "mc_high", "use_da": True}}
     with pytest.raises(ConfigError) as err:
@@ -113,7 +114,8 @@ def test_flight_without_truth_labeled_by_the_tag(layouts, tmp_path, capsys):
     b = io.read(layouts["flight_b"], mapping=TAG_MAPPING, branches=["label"])["label"]
     assert counts["iss_val"]["events"] == (a >= 0).sum() and counts["iss_val"]["unlabeled"] == 0
     assert counts["iss_target"]["events"] == (a < 0).sum() + (b < 0).sum() > 0
-    assert counts["mc_high"] == {"events": 480, "electrons": 160, "protons": 320, "unlabeled": 0, "given": True}
+    assert counts["mc_high"] == {"events": 480, "electrons": 160, "protons": 320, "unlabeled": 0, "given": True,
+                                 "read": 480}
     args = [f"{k}={','.join(v)}" for k, v in per_set.items()]
     assert cli_main(["check", *args, "--mapping", str(TAG_MAPPING)]) == 0
     out = capsys.readouterr().out

@@ -154,17 +154,19 @@ def expected_sets(input_files, mapping=None, progress: bool = False) -> dict[str
     for name, files in raw.items():
         groups.setdefault(tuple(files), []).append(name)
     out = {name: {"events": 0, "electrons": 0, "protons": 0, "unlabeled": 0} for name in TABLE1_SETS}
+    read = {}
     for files, names in groups.items():
         for chunk in io.iterate(list(files), branches=["label", "domain", "run", "event"], mapping=mapping,
                                 nan_policy="keep"):
             for name in names:
+                read[name] = read.get(name, 0) + len(chunk["label"])
                 lab = chunk["label"][_route(chunk, name, mode)] if mode else chunk["label"]
                 c = out[name]
                 c["events"] += len(lab)
                 c["electrons"] += int((lab == 1).sum())
                 c["protons"] += int((lab == 0).sum())
                 c["unlabeled"] += int((lab < 0).sum())
-    return {name: {**c, "given": name in raw} for name, c in out.items()}
+    return {name: {**c, "given": name in raw, "read": read.get(name, 0)} for name, c in out.items()}
 
 
 def expected_sets_text(counts: Mapping[str, dict]) -> str:
@@ -174,7 +176,7 @@ def expected_sets_text(counts: Mapping[str, dict]) -> str:
         lines.append(f"  {name:<10} {c['events']:>9} ({c['electrons']} electrons, {c['protons']} protons, "
                      f"{c['unlabeled']} unlabeled)" + ("" if c.get("given", True) else "  (no files given)"))
     if "iss_target" in counts and counts["iss_target"]["events"] == 0:
-        total = max(c["events"] for c in counts.values())
+        total = max(c.get("read", c["events"]) for c in counts.values())
         lines.append("WARNING: " + empty_target_line(total))
     return "\n".join(lines)
 
@@ -204,7 +206,7 @@ def preflight(parameters: Mapping[str, Mapping]) -> list[str]:
         for name in (p.get("train_set") or "mc_high", *PREPARE_SETS):
             if counts[name]["events"]:
                 continue
-            total = max(c["events"] for c in counts.values())
+            total = max(c.get("read", c["events"]) for c in counts.values())
             if name == "iss_target":
                 raise ConfigError(f"notebook {nn} needs it: " + empty_target_line(total))
             raise ConfigError(f"notebook {nn} needs set '{name}', which will be empty: no event of input_files "
