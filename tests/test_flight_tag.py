@@ -38,6 +38,7 @@ def layouts(tmp_path_factory):
         out[name] = write_ams_ntuple(dense, d / f"{name}.root", seed=7, truth=truth)
         if not truth:  # the same flight events with the simulation's truth codes: the tag's true purity
             out[name + "_truth"] = write_ams_ntuple(dense, d / f"{name}_truth.root", seed=7)
+    out["nan"] = write_ams_ntuple(d / "e_mc_dense.root", d / "nan.root", seed=8, n_nan=5)
     return out
 
 
@@ -154,3 +155,25 @@ def test_example_tag_mapping_is_valid_yaml_with_a_tag():
     spec = yaml.safe_load(TAG_MAPPING.read_text())
     m = load_mapping(TAG_MAPPING, ECAL)
     assert m.tag is not None and m.tag.electron == spec["tag"]["electron"]
+
+
+def test_shower_browser_and_cut_explorer_take_user_files_with_their_mapping(layouts):
+    """The interactive apps on an analyst's files: the browser reads flight files without truth through the tag
+    mapping (the tag's labels drive its class filter); the cut explorer keeps NaN events, which fail the "finite
+    values" step as in the cut flow."""
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from amsnb.ecal.cut_explorer import CutExplorer
+    from amsnb.ecal.shower_browser import ShowerBrowser
+
+    browser = ShowerBrowser([layouts["flight_a"]], mapping=str(TAG_MAPPING), n=0, blit=False)
+    want = io.read(layouts["flight_a"], mapping=TAG_MAPPING, branches=["label"])["label"]
+    np.testing.assert_array_equal(browser.data["label"], want)
+    assert browser.filter("electron") == (want == 1).sum() > 0
+    ex = CutExplorer.from_source(str(layouts["nan"]), "default", set_name="mc_high", cut="e_over_r",
+                                 mapping=str(MAPPING), n_events=0)
+    assert ex.state.flow.nonfinite == {"energy": 5, "e_over_r": 5}
+    assert "NaN/inf in e_over_r: 5, energy: 5" in ex.table.value
+    assert int(ex.state.flow.counts["electron"][0]) == 160

@@ -175,3 +175,58 @@ def test_a_notebook_opened_and_run_as_it_is_reuses_the_series_run(smoke_series):
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "sets: reused" in printed and "data/ecal/mc_high.root: reused" in printed, printed[:2000]
     assert "selecting" not in printed and "new," not in printed
+
+
+@pytest.fixture(scope="session")
+def tagged_series(tmp_path_factory):
+    """Notebooks 02-05 on the third layout: MC files per species (Geant3 truth codes) and flight files without any
+    truth branch, per set, read with amsnb/data/example_flight_tag_mapping.yaml, whose tag labels the flight events.
+    The raw samples are the smoke profile's Table 1 (made here, so this layout does not wait for the smoke series)."""
+    from ams_ntuple import TAG_MAPPING, write_ams_ntuple
+
+    from amsnb import io, profiles
+    from amsnb.ecal.sim import generate_table1
+
+    raw = tmp_path_factory.mktemp("tagged_raw")
+    p = profiles.parameters("smoke", "02")
+    paths = generate_table1(raw / "dense", p["ecal_scale"], p["seed"], p["iss_scale"], progress=False,
+                            target_events=p["target_events"])
+    src = ROOT / "tests" / "artifacts" / "tagged_input"
+    out = ROOT / "tests" / "artifacts" / "tagged"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    inputs = {}
+    for i, (name, path) in enumerate(sorted(paths.items())):
+        if name.startswith("mc_"):
+            a = io.read(path)
+            for species, code in (("e", 1), ("p", 0)):
+                part = raw / f"{name}_{species}.root"
+                io.write(part, {k: v[a["label"] == code] for k, v in a.items()})
+                inputs.setdefault(name, []).append(str(write_ams_ntuple(part, src / part.name, seed=i)))
+        else:
+            inputs[name] = [str(write_ams_ntuple(path, src / f"flight_{name}.root", seed=i, truth=False))]
+    runs = runner.run_series("smoke", only=["02", "03", "04", "05"], workdir=out,
+                             params={"input_files": inputs, "mapping": str(TAG_MAPPING)})
+    return Workdir(out), {r.notebook[:2]: r for r in runs}
+
+
+def test_notebooks_02_to_05_run_on_mc_per_species_and_flight_labeled_by_a_tag(tagged_series):
+    """The flight sets hold tagged events only (both classes), iss_target the untagged ones, and notebook 02 reports
+    the tag's share of the flight events and its wrong-sign purity estimate."""
+    from amsnb.ecal import datasets
+
+    wd, runs = tagged_series
+    assert sorted(runs) == ["02", "03", "04", "05"]
+    man = datasets.load_manifest(wd)
+    assert man["request"]["origin"]["filter"] == "tagged" and not man["skipped"]
+    for name in ("iss_val", "iss_test"):
+        assert man["sets"][name]["electrons"] > 0 and man["sets"][name]["protons"] > 0
+        assert man["sets"][name]["unlabeled"] == 0
+    assert man["sets"]["iss_target"]["events"] == man["sets"]["iss_target"]["unlabeled"] > 0
+    m02 = wd.load_metrics("02")
+    assert m02["dask_equal"] is True
+    tag = m02["tag"]["iss_test"]
+    assert tag["electron"]["tagged"] > 0 and 0 < tag["proton"]["purity_wrong_sign"] <= 1
+    assert "wrong-sign estimate" in datasets.tag_report(wd)
+    assert 0.5 < wd.load_metrics("04")["iss_test_auc"] <= 1.0
+    assert wd.load_metrics("05")
