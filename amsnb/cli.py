@@ -2,7 +2,7 @@
 
     amsnb run --profile smoke|binder|default|full [--only 03] [--workdir DIR] [-p name value ...]
               [--sweep name=v1,v2 ...]
-    amsnb check FILE.root|'DIR/*.root' ... [--mapping M.yaml] [--schema ecal|nuclei]
+    amsnb check FILE.root|'DIR/*.root'|SET=FILES ... [--mapping M.yaml] [--schema ecal|nuclei]
     amsnb simulate ecal|nuclei ...      (see `amsnb simulate ecal --help`)
     amsnb train --config FILE           (single process, or under torchrun for DDP)
     amsnb schema                        (print the ROOT schema as Markdown)
