@@ -122,6 +122,9 @@ def test_flight_without_truth_labeled_by_the_tag(layouts, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "iss_target" in out and "(no files given)" not in out and "WARNING" not in out
     assert datasets.preflight({"04": {"input_files": per_set, "mapping": str(TAG_MAPPING)}})
+    no_val = {k: v for k, v in per_set.items() if k != "iss_val"}
+    with pytest.raises(ConfigError, match="needs set 'iss_val', which will be empty: input_files gives no files"):
+        datasets.preflight({"04": {"input_files": no_val, "mapping": str(TAG_MAPPING)}})
 
     request = datasets.DataRequest(scale=1.0, input_files=per_set, mapping=str(TAG_MAPPING))
     sets = datasets.ensure_ecal_sets(tmp_path, request, progress=False)

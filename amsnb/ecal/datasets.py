@@ -209,10 +209,13 @@ def preflight(parameters: Mapping[str, Mapping]) -> list[str]:
             total = max(c.get("read", c["events"]) for c in counts.values())
             if name == "iss_target":
                 raise ConfigError(f"notebook {nn} needs it: " + empty_target_line(total))
-            raise ConfigError(f"notebook {nn} needs set '{name}', which will be empty: no event of input_files "
-                              + ("is routed to it (check the label and domain branches of the mapping)"
-                                 if isinstance(files, str) or not isinstance(files, Mapping) else
-                                 "goes to it (give files for it in input_files, or a tag for the flight files)"))
+            if not isinstance(files, Mapping):
+                why = "no event of input_files is routed to it (check the mapping's label and domain expressions)"
+            elif not counts[name]["given"]:
+                why = f"input_files gives no files for it (add {name}: [files])"
+            else:
+                why = "its files give no event (for flight files: none that the mapping's tag selects)"
+            raise ConfigError(f"notebook {nn} needs set '{name}', which will be empty: {why}")
     return lines
 
 
