@@ -185,6 +185,7 @@ def tagged_series(tmp_path_factory):
     from ams_ntuple import TAG_MAPPING, write_ams_ntuple
 
     from amsnb import io, profiles
+    from amsnb.ecal import datasets
     from amsnb.ecal.sim import generate_table1
 
     raw = tmp_path_factory.mktemp("tagged_raw")
@@ -205,18 +206,22 @@ def tagged_series(tmp_path_factory):
                 inputs.setdefault(name, []).append(str(write_ams_ntuple(part, src / part.name, seed=i)))
         else:
             inputs[name] = [str(write_ams_ntuple(path, src / f"flight_{name}.root", seed=i, truth=False))]
-    runs = runner.run_series("smoke", only=["02", "03", "04", "05"], workdir=out,
-                             params={"input_files": inputs, "mapping": str(TAG_MAPPING)})
-    return Workdir(out), {r.notebook[:2]: r for r in runs}
+    lines = []
+    runs = runner.run_series("smoke", only=["01", "02", "03", "04", "05"], workdir=out,
+                             params={"input_files": inputs, "mapping": str(TAG_MAPPING)},
+                             preflight=datasets.preflight, log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    return Workdir(out), {r.notebook[:2]: r for r in runs}, lines
 
 
-def test_notebooks_02_to_05_run_on_mc_per_species_and_flight_labeled_by_a_tag(tagged_series):
+def test_notebooks_01_to_05_run_on_mc_per_species_and_flight_labeled_by_a_tag(tagged_series):
     """The flight sets hold tagged events only (both classes), iss_target the untagged ones, and notebook 02 reports
-    the tag's share of the flight events and its wrong-sign purity estimate."""
+    the tag's share of the flight events and its wrong-sign purity estimate; the run's preflight printed the events
+    per set before the first notebook."""
     from amsnb.ecal import datasets
 
-    wd, runs = tagged_series
-    assert sorted(runs) == ["02", "03", "04", "05"]
+    wd, runs, lines = tagged_series
+    assert sorted(runs) == ["01", "02", "03", "04", "05"]
+    assert lines[0].startswith("sets from input_files (before cuts): mc_low ")
     man = datasets.load_manifest(wd)
     assert man["request"]["origin"]["filter"] == "tagged" and not man["skipped"]
     for name in ("iss_val", "iss_test"):
