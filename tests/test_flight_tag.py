@@ -78,6 +78,8 @@ def test_routed_list_without_unlabeled_events_stops_with_one_correct_line(layout
     msg = str(err.value)
     assert msg.startswith("notebook 04 needs it: iss_target") and "rerun" not in msg and "\n" not in msg
     assert datasets.preflight({"02": params["02"]})[0].startswith("sets from input_files (before cuts):")
+    assert "use_da false" in msg  # the third way out: notebook 04 without DA does without iss_target
+    assert datasets.preflight({"04": {**params["04"], "use_da": False}})
     # notebook 02 skips the empty set and records why; notebook 04's error repeats that reason
     from amsnb.ecal.experiment import prepare
     from amsnb.workdir import Workdir

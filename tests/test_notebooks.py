@@ -178,20 +178,29 @@ def test_a_notebook_opened_and_run_as_it_is_reuses_the_series_run(smoke_series):
 
 
 @pytest.fixture(scope="session")
-def tagged_series(tmp_path_factory):
-    """Notebooks 02-05 on the third layout: MC files per species (Geant3 truth codes) and flight files without any
-    truth branch, per set, read with amsnb/data/example_flight_tag_mapping.yaml, whose tag labels the flight events.
-    The raw samples are the smoke profile's Table 1 (made here, so this layout does not wait for the smoke series)."""
-    from ams_ntuple import TAG_MAPPING, write_ams_ntuple
-
-    from amsnb import io, profiles
-    from amsnb.ecal import datasets
+def smoke_raw(tmp_path_factory):
+    """The smoke profile's raw Table-1 samples, made here, so the user-file layouts do not wait for the smoke
+    series: ({set: path}, a scratch folder)."""
+    from amsnb import profiles
     from amsnb.ecal.sim import generate_table1
 
-    raw = tmp_path_factory.mktemp("tagged_raw")
+    raw = tmp_path_factory.mktemp("smoke_raw")
     p = profiles.parameters("smoke", "02")
     paths = generate_table1(raw / "dense", p["ecal_scale"], p["seed"], p["iss_scale"], progress=False,
                             target_events=p["target_events"])
+    return paths, raw
+
+
+@pytest.fixture(scope="session")
+def tagged_series(smoke_raw):
+    """Notebooks 01-05 on the third layout: MC files per species (Geant3 truth codes) and flight files without any
+    truth branch, per set, read with amsnb/data/example_flight_tag_mapping.yaml, whose tag labels the flight events."""
+    from ams_ntuple import TAG_MAPPING, write_ams_ntuple
+
+    from amsnb import io
+    from amsnb.ecal import datasets
+
+    paths, raw = smoke_raw
     src = ROOT / "tests" / "artifacts" / "tagged_input"
     out = ROOT / "tests" / "artifacts" / "tagged"
     shutil.rmtree(src, ignore_errors=True)
@@ -236,4 +245,49 @@ def test_notebooks_01_to_05_run_on_mc_per_species_and_flight_labeled_by_a_tag(ta
     # iss_test's labels are the tag's: at the smoke sets' 10:1 proton:electron mix, ~60 % of the tagged electrons
     # are electrons (the simulation's truth), so the AUC against them says little about the model
     assert 0.0 < wd.load_metrics("04")["iss_test_auc"] <= 1.0
+    assert wd.load_metrics("05")
+
+
+@pytest.fixture(scope="session")
+def labeled_list_series(smoke_raw):
+    """The issue's case: one routed list of AMS ntuples in which every flight-like event carries a label (no file
+    of unlabeled events), read with example_sparse_mapping.yaml. With DA the run stops in its preflight; with
+    `-p use_da false` notebooks 02-05 run without iss_target."""
+    from ams_ntuple import MAPPING, write_ams_ntuple
+
+    from amsnb.ecal import datasets
+    from amsnb.errors import ConfigError
+
+    paths, _ = smoke_raw
+    src = ROOT / "tests" / "artifacts" / "labeled_list_input"
+    out = ROOT / "tests" / "artifacts" / "labeled_list"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    for i, (name, path) in enumerate(sorted(paths.items())):
+        if name != "iss_target":
+            write_ams_ntuple(path, src / f"{name}.root", seed=i)
+    params = {"input_files": str(src / "*.root"), "mapping": str(MAPPING)}
+    try:
+        runner.run_series("smoke", only=["02", "04"], workdir=out, params=params, preflight=datasets.preflight,
+                          log=lambda *a, **k: None)
+        stopped = None
+    except ConfigError as exc:
+        stopped = exc
+    runs = runner.run_series("smoke", only=["02", "03", "04", "05"], workdir=out,
+                             params={**params, "use_da": False}, preflight=datasets.preflight)
+    return Workdir(out), {r.notebook[:2]: r for r in runs}, stopped
+
+
+def test_a_list_without_unlabeled_events_stops_early_with_da_and_runs_without(labeled_list_series):
+    from amsnb.ecal import datasets
+    from amsnb.errors import ConfigError
+
+    wd, runs, stopped = labeled_list_series
+    assert isinstance(stopped, ConfigError) and "iss_target" in str(stopped) and "use_da false" in str(stopped)
+    assert "rerun" not in str(stopped)
+    assert sorted(runs) == ["02", "03", "04", "05"]
+    man = datasets.load_manifest(wd)
+    assert "iss_target" not in man["sets"] and "declare a tag" in man["skipped"]["iss_target"]
+    m04 = wd.load_metrics("04")
+    assert m04["n_target"] == 0 and 0.5 < m04["mc_test_auc"] <= 1.0
     assert wd.load_metrics("05")

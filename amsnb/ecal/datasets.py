@@ -138,9 +138,9 @@ def empty_target_line(n_events: int, files_desc: str = "input_files") -> str:
     return (f"iss_target (the unlabeled DANN target of notebook 04) will be empty: none of the {n_events} events of "
             f"{files_desc} is unlabeled (label < 0 after the mapping). Either declare a tag in the mapping (`tag:` "
             "with an electron and a proton expression; flight events it leaves untagged become iss_target; "
-            "docs/mapping.md, amsnb/data/example_flight_tag_mapping.yaml), or give files per set with unlabeled "
+            "docs/mapping.md, amsnb/data/example_flight_tag_mapping.yaml) or give files per set with unlabeled "
             "flight files for it (input_files {mc_low: [...], mc_high: [...], iss_val: [...], iss_test: [...], "
-            "iss_target: [flight files]}).")
+            "iss_target: [flight files]}); or train without domain adaptation (-p use_da false).")
 
 
 def expected_sets(input_files, mapping=None, progress: bool = False) -> dict[str, dict]:
@@ -181,7 +181,8 @@ def expected_sets_text(counts: Mapping[str, dict]) -> str:
     return "\n".join(lines)
 
 
-#: the sets :func:`amsnb.ecal.experiment.prepare` (notebooks 04, 08) needs, besides the training set
+#: the sets :func:`amsnb.ecal.experiment.prepare` (notebooks 04, 08) needs, besides the training set (notebook 04
+#: without DA does without iss_target)
 PREPARE_SETS = ("iss_val", "iss_test", "iss_target", "mc_high")
 
 
@@ -204,7 +205,7 @@ def preflight(parameters: Mapping[str, Mapping]) -> list[str]:
         if nn not in ("04", "08"):
             continue
         for name in (p.get("train_set") or "mc_high", *PREPARE_SETS):
-            if counts[name]["events"]:
+            if counts[name]["events"] or (name == "iss_target" and nn == "04" and p.get("use_da") is False):
                 continue
             total = max(c.get("read", c["events"]) for c in counts.values())
             if name == "iss_target":
