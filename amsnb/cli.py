@@ -2,7 +2,7 @@
 
     amsnb run --profile smoke|binder|default|full [--only 03] [--workdir DIR] [-p name value ...]
               [--sweep name=v1,v2 ...]
-    amsnb check FILE.root|'DIR/*.root' ... [--mapping M.yaml] [--schema ecal|nuclei]
+    amsnb check FILE.root|'DIR/*.root'|SET=FILES ... [--mapping M.yaml] [--schema ecal|nuclei]
     amsnb simulate ecal|nuclei ...      (see `amsnb simulate ecal --help`)
     amsnb train --config FILE           (single process, or under torchrun for DDP)
     amsnb schema                        (print the ROOT schema as Markdown)
@@ -45,7 +45,9 @@ def _parser() -> ArgumentParser:
                         "whose stamp matches the request, code and inputs exactly)")
 
     c = sub.add_parser("check", help="tell whether ROOT files work with amsnb (exit 0 only if all do)")
-    c.add_argument("files", nargs="+", metavar="FILE", help="ROOT files or globs ('data/*.root')")
+    c.add_argument("files", nargs="+", metavar="FILE",
+                   help="ROOT files or globs ('data/*.root'), or per set: SET=FILES (mc_high='mc/e_*.root,mc/p_*.root'"
+                        " iss_test=flight.root); with --mapping or per set, also the events each ECAL set receives")
     c.add_argument("--mapping", default=None, help="branch mapping YAML for a file with other branch names")
     c.add_argument("--schema", default=None, choices=["ecal", "nuclei", "scores"], help="default: from the trees")
 
@@ -93,27 +95,54 @@ def _run(args) -> int:
             raise AmsnbError(f"--sweep '{spec}': expected NAME=V1,V2")
         name, values = spec.split("=", 1)
         sweeps[name] = [parse_value(v) for v in values.split(",")]
+    from .ecal.datasets import preflight
+
     runner.run_series(args.profile, only or None, args.workdir, params, sweeps or None, args.notebooks,
-                      fresh=args.fresh)
+                      fresh=args.fresh, preflight=preflight)
     return 0
+
+
+def _check_inputs(files: list[str]):
+    """The positional arguments of ``amsnb check``: a file list, or ``SET=FILES`` per ECAL set."""
+    from .ecal.datasets import TABLE1_SETS
+
+    per_set = {}
+    for item in files:
+        name, eq, value = item.partition("=")
+        if eq and name in TABLE1_SETS:
+            per_set.setdefault(name, []).extend(v.strip() for v in value.split(",") if v.strip())
+        elif per_set or any(f.partition("=")[0] in TABLE1_SETS for f in files):
+            raise AmsnbError(f"amsnb check: '{item}' has no set name; give every argument as SET=FILES "
+                             f"(sets: {', '.join(TABLE1_SETS)}) or none")
+    return per_set or None
 
 
 def _check(args) -> int:
     from .errors import InputFileError
     from .io import check_file, expand_files
 
+    per_set = _check_inputs(args.files)
     try:
-        paths = expand_files(args.files)
+        paths = expand_files([f for fs in per_set.values() for f in fs] if per_set else args.files)
     except InputFileError as exc:
         print(f"ERROR: {exc}\nusable: NO")
         return 1
-    usable = True
+    paths = list(dict.fromkeys(paths))
+    usable, trees = True, set()
     for i, path in enumerate(paths):
         report = check_file(path, mapping=args.mapping, schema=args.schema)
         print(("\n" if i else "") + report.text())
         usable &= report.usable
+        trees.add(report.tree)
     if len(paths) > 1:
         print(f"\n{len(paths)} files: " + ("all usable" if usable else "NOT all usable"))
+    if usable and (per_set or args.mapping) and args.schema in (None, "ecal") and "nuclei" not in trees:
+        from .ecal.datasets import expected_sets, expected_sets_text
+
+        try:
+            print("\n" + expected_sets_text(expected_sets(per_set or [str(p) for p in paths], args.mapping)))
+        except AmsnbError as exc:
+            print(f"\nevents per set: not computed ({exc})")
     return 0 if usable else 1
 
 

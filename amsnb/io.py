@@ -18,7 +18,7 @@ import numpy as np
 
 from . import derive
 from .errors import InputFileError, SchemaError
-from .mapping import BranchMapping, HitSpec, load_mapping, resolve_branch
+from .mapping import BranchMapping, HitSpec, add_tag_counts, load_mapping, resolve_branch, tag_summary, tag_text
 from .schema import ECAL, SCHEMAS, TreeSchema
 
 DEFAULT_STEP = "100 MB"
@@ -106,7 +106,8 @@ def _plan(t, path: Path, schema: TreeSchema, branches: list[str], mapping: Branc
     (a name the user wrote is never replaced by a default or a derivation)."""
     available = set(t.keys())
     explicit = [n for n in branches
-                if (n in mapping.hits or mapping.expression(n) != n) and not mapping.is_available(n, available)]
+                if (n in mapping.hits or mapping.expression(n) != n) and not mapping.is_available(n, available)
+                and not _labels_from_tag(mapping, n)]
     dp = derive.plan(schema.tree, [n for n in branches if n not in explicit],
                      lambda n: mapping.is_available(n, available))
     missing = explicit + [n for n in dp.missing if schema[n].required]
@@ -118,6 +119,11 @@ def _plan(t, path: Path, schema: TreeSchema, branches: list[str], mapping: Branc
                             "and pass it as mapping=...")
     exprs = {n: mapping.expression(n) for n in dp.read}
     return exprs, [n for n in dp.missing if not schema[n].required], dp
+
+
+def _labels_from_tag(mapping: BranchMapping, name: str) -> bool:
+    """A file without the mapped truth branches (flight data) takes its labels from the mapping's tag."""
+    return name == "label" and mapping.tag is not None
 
 
 def missing_line(mapping: BranchMapping, name: str, available: Iterable[str]) -> str:
@@ -198,6 +204,7 @@ class ReadStats:
     filled_defaults: set[str] = field(default_factory=set)
     hits: dict[str, dict[str, int]] = field(default_factory=dict)  # schema branch -> hit counts (see _scatter)
     derived: dict[str, derive.Derivation] = field(default_factory=dict)  # branches amsnb computed, and how
+    tag: dict = field(default_factory=dict)  # the mapping's tag: counts of amsnb.mapping.Tag.apply, summed
 
 
 def _scatter(path: Path, name: str, spec: HitSpec, jagged: Mapping, shape: tuple[int, int], start: int,
@@ -363,9 +370,11 @@ def iterate(files, schema: TreeSchema | str = ECAL, branches: Iterable[str] | No
     paths = expand_files(files)
     if not paths:
         raise InputFileError("no input files given: pass a ROOT file path, a glob or a list of paths")
+    tag = mp.tag if "label" in wanted else None  # labels from the tag need its variables too
+    need = wanted + [v for v in tag.variables() if v not in wanted] if tag else wanted
     for path in paths:
         t = open_tree(path, mp.tree or schema.tree)
-        exprs, missing_opt, dp = _plan(t, path, schema, wanted, mp)
+        exprs, missing_opt, dp = _plan(t, path, schema, need, mp)
         stats.filled_defaults.update(missing_opt)
         stats.derived.update(dp.derived)
         plain = {k: v for k, v in exprs.items() if k not in mp.hits}
@@ -393,6 +402,9 @@ def iterate(files, schema: TreeSchema | str = ECAL, branches: Iterable[str] | No
                 arrays = dp.apply(arrays, dtypes)
                 for name in missing_opt:
                     arrays[name] = schema.empty(n)[name] if name != "weight" else np.ones(n, np.float32)
+                if tag is not None:
+                    arrays["label"], counts = tag.apply(arrays)
+                    stats.tag = add_tag_counts(stats.tag, counts)
                 arrays = {k: arrays[k] for k in wanted}  # the requested branches, in the requested order
                 arrays = _apply_nan_policy(path, arrays, nan_policy, checked=images)
                 stats.events_kept += len(next(iter(arrays.values()))) if arrays else 0
@@ -577,6 +589,7 @@ class CheckReport:
     missing_detail: dict[str, str] = field(default_factory=dict)  # why a missing branch is missing
     hits: dict[str, str] = field(default_factory=dict)  # image branches built from sparse hits: what was seen
     derived: dict[str, str] = field(default_factory=dict)  # branch -> how amsnb computes it (not in the file)
+    tag: str = ""  # what the mapping's tag labels in this file (amsnb.mapping.tag_text)
 
     def text(self) -> str:
         lines = [f"file: {self.path}"]
@@ -598,7 +611,10 @@ class CheckReport:
             for how, names in by_how.items():
                 lines.append(f"  derived by amsnb: {', '.join(names)} ({how})")
             for name in self.missing_optional:
-                lines.append(f"  missing (optional, default used): {name}")
+                detail = self.missing_detail.get(name, "")
+                lines.append(f"  missing (optional, default used): {name}" + (f": {detail}" if detail else ""))
+            if self.tag:
+                lines += ["  " + line for line in self.tag.splitlines()]
             for name, msg in self.misshaped.items():
                 lines.append(f"  WRONG SHAPE: {name}: {msg}")
             for name, cnt in self.nonfinite.items():
@@ -640,6 +656,10 @@ def check_file(path: str | os.PathLike, mapping=None, schema: TreeSchema | str |
             explicit = b.name in mp.hits or mp.expression(b.name) != b.name
             if mp.is_available(b.name, available):
                 report.present.append(b.name)
+            elif explicit and _labels_from_tag(mp, b.name):
+                report.missing_optional.append(b.name)
+                report.missing_detail[b.name] = (f"mapped to {mp.expression(b.name)}, which this file lacks (no truth: "
+                                                 "flight data); its events are labeled by the mapping's tag")
             elif explicit or (b.required and b.name not in dp.derived):
                 report.missing_required.append(b.name)
                 detail = missing_line(mp, b.name, available).strip()[len(b.name):].lstrip(":; ")
@@ -657,6 +677,11 @@ def check_file(path: str | os.PathLike, mapping=None, schema: TreeSchema | str |
             except SchemaError as exc:
                 report.misshaped[name] = str(exc).split(": ", 1)[-1]
                 readable.remove(name)
+        if mp.tag is not None:  # the tag labels the events: evaluated when its variables can be read
+            if set(mp.tag.variables()) - set(readable) - {"label"}:
+                readable = [n for n in readable if n != "label"]  # its missing variables are reported above
+            elif "label" not in readable:
+                readable.append("label")
         for chunk in iterate(path, sch, readable, mp, step_size=step_size, nan_policy="keep", stats=stats):
             for k, v in count_nonfinite(chunk).items():
                 report.nonfinite[k] = report.nonfinite.get(k, 0) + v
@@ -668,6 +693,8 @@ def check_file(path: str | os.PathLike, mapping=None, schema: TreeSchema | str |
                                      f"{st.get('duplicates', 0)} duplicates summed, {st.get('out_of_range', 0)} "
                                      f"out of range, {st.get('negative', 0)} negative, {st.get('nonfinite', 0)} "
                                      f"NaN/inf energies ({st.get('events_bad', 0)} events with bad hits)")
+        if mp.tag is not None:
+            report.tag = tag_text(tag_summary(stats.tag)) if stats.tag else "not evaluated (see the missing branches)"
         report.usable = not report.missing_required and not report.misshaped and report.n_events > 0
         if report.n_events == 0:
             report.error = f"tree '{report.tree}' has no events"

@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,11 +281,14 @@ def caller_paths(value: Any) -> Any:
 
 def run_series(profile: str = "default", only: list[str] | None = None, workdir: str | Path | None = None,
                params: dict[str, Any] | None = None, sweeps: dict[str, list[Any]] | None = None,
-               nb_dir: str | Path | None = None, log=print, fresh: bool = False) -> list[NotebookRun]:
+               nb_dir: str | Path | None = None, log=print, fresh: bool = False,
+               preflight: Callable[[dict[str, dict]], list[str]] | None = None) -> list[NotebookRun]:
     """Run the notebooks in order; with ``sweeps`` each notebook runs once per point of the parameter grid.
 
     ``fresh``: recompute every artefact of the run folder made before this call (each once; see
-    :func:`amsnb.provenance.request_fresh`)."""
+    :func:`amsnb.provenance.request_fresh`). ``preflight({notebook number: resolved parameters})``: checks of the
+    application layer (a study wing's inputs) that raise before any notebook runs; the lines it returns are
+    logged."""
     if profile not in profiles.names():
         raise ConfigError(f"unknown profile '{profile}'; known: {', '.join(profiles.names())}")
     wd = Workdir(workdir or profiles.default_workdir(profile))
@@ -302,6 +306,11 @@ def run_series(profile: str = "default", only: list[str] | None = None, workdir:
     for name, values in (sweeps or {}).items():
         for value in values:
             check_parameter_types({name: value}, cells, "--sweep")
+    if preflight is not None:
+        resolved = {nb.name[:2]: {k: v for k, v in {**profiles.parameters(profile, nb.name[:2]), **params}.items()
+                                  if k in declared[nb.name]} for nb in nbs}
+        for line in preflight(resolved):
+            log(line)
     kernel = ensure_kernel()
     if not wd.exists():
         log(f"workdir {wd.path} does not exist: creating it (a new run folder; everything will be computed)")

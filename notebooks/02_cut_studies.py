@@ -85,6 +85,8 @@ flows = datasets.cut_flows(wd)
 #
 # Cumulative efficiency after each cut with its 68 % interval; weighted flows use the flux weights (effective counts
 # for the interval). The E/R cut is where electrons and protons part: protons deposit only part of their energy.
+# Flight files without truth are labeled by the mapping's `tag` (docs/mapping.md): its share of the flight events per
+# class and a purity estimate (the same selection with the rigidity sign flipped) follow the flows.
 
 # %%
 mc_name = "mc_high" if "mc_high" in flows else next(iter(flows))
@@ -94,6 +96,10 @@ print()
 print(flows[iss_name].text())
 print()
 print(flows[iss_name].text(weighted=True))
+if manifest.get("skipped"):  # a set notebook 02 could not make, and why (e.g. no unlabeled event for iss_target)
+    print("\n" + "\n".join(f"NOT MADE: {why}" for why in manifest["skipped"].values()))
+if manifest.get("tag"):  # flight labels from the mapping's tag: its efficiency and purity estimate
+    print("\n" + datasets.tag_report(wd))
 
 # %%
 fig = cplot.cut_flow({f"MC {mc_name}": flows[mc_name], f"ISS {iss_name}": flows[iss_name]},
@@ -168,5 +174,7 @@ wd.save_metrics("02", {
     "dask_equal": dask_equal,
     "dask_seconds": dask_seconds,
     "select_seconds": select_seconds,
+    "skipped_sets": manifest.get("skipped", {}),
+    "tag": manifest.get("tag", {}),
 })
 summary

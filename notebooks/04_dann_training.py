@@ -82,7 +82,8 @@ tag
 
 # %%
 sets = ensure_ecal_sets(wd, request)
-prep_options = dict(target_window=p.target_window, max_target_events=p.max_target_events, cache_dtype=p.cache_dtype)
+prep_options = dict(target_window=p.target_window, max_target_events=p.max_target_events, cache_dtype=p.cache_dtype,
+                    need_target=p.use_da)
 data = experiment.prepare(wd, sets, p.train_set, p.val_set, p.max_train_events, p.seed, **prep_options)
 class_mix = None
 if p.use_da and p.match_class_mix:  # the target's electron share, from notebook 03's BDT (trained here if missing)

@@ -17,12 +17,16 @@ import uproot
 from amsnb import io
 
 MAPPING = Path(io.__file__).parent / "data" / "example_sparse_mapping.yaml"
+TAG_MAPPING = Path(io.__file__).parent / "data" / "example_flight_tag_mapping.yaml"
 FLIGHT_RUN0 = 1_300_000_000
 
 
-def write_ams_ntuple(src, out, seed: int = 0, n_nan: int = 0, n_duplicates: int = 0, n_out_of_range: int = 0):
+def write_ams_ntuple(src, out, seed: int = 0, n_nan: int = 0, n_duplicates: int = 0, n_out_of_range: int = 0,
+                     truth: bool = True):
     """Write ``src`` (an amsnb ECAL file) as an AMS-style ntuple ``out``; returns ``out``.
 
+    ``truth=False``: no MCParticle_G3 branch, as flight files have none (read them with a mapping that declares a
+    tag, e.g. amsnb/data/example_flight_tag_mapping.yaml).
     ``n_nan`` events get a NaN energy, ``n_duplicates`` events a hit split into two halves at the same cell,
     ``n_out_of_range`` events an extra hit at plane 19 (outside 1..18)."""
     a = io.read(src)
@@ -53,7 +57,8 @@ def write_ams_ntuple(src, out, seed: int = 0, n_nan: int = 0, n_duplicates: int 
     data = {
         "Run": run, "Event": a["event"].astype(np.int64), "EcalEnergyE": energy,
         "TrkRigidityInner": a["rigidity"], "TrkChargeInner": a["tracker_charge"], "TrdLogLikelihood": a["trd_llr"],
-        "TrkChi2": a["track_chi2"], "MCParticle_G3": code.astype(np.int32),
+        "TrkChi2": a["track_chi2"],
+        **({"MCParticle_G3": code.astype(np.int32)} if truth else {}),
         "EcalHit": ak.zip({"Plane": ak.unflatten((layer + 1).astype(np.int16), counts),
                            "Cell": ak.unflatten((cell + 1).astype(np.int16), counts),
                            "Edep": ak.unflatten(edep.astype(np.float32), counts)}),

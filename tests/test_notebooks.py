@@ -175,3 +175,119 @@ def test_a_notebook_opened_and_run_as_it_is_reuses_the_series_run(smoke_series):
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "sets: reused" in printed and "data/ecal/mc_high.root: reused" in printed, printed[:2000]
     assert "selecting" not in printed and "new," not in printed
+
+
+@pytest.fixture(scope="session")
+def smoke_raw(tmp_path_factory):
+    """The smoke profile's raw Table-1 samples, made here, so the user-file layouts do not wait for the smoke
+    series: ({set: path}, a scratch folder)."""
+    from amsnb import profiles
+    from amsnb.ecal.sim import generate_table1
+
+    raw = tmp_path_factory.mktemp("smoke_raw")
+    p = profiles.parameters("smoke", "02")
+    paths = generate_table1(raw / "dense", p["ecal_scale"], p["seed"], p["iss_scale"], progress=False,
+                            target_events=p["target_events"])
+    return paths, raw
+
+
+@pytest.fixture(scope="session")
+def tagged_series(smoke_raw):
+    """Notebooks 01-05 on the third layout: MC files per species (Geant3 truth codes) and flight files without any
+    truth branch, per set, read with amsnb/data/example_flight_tag_mapping.yaml, whose tag labels the flight events."""
+    from ams_ntuple import TAG_MAPPING, write_ams_ntuple
+
+    from amsnb import io
+    from amsnb.ecal import datasets
+
+    paths, raw = smoke_raw
+    src = ROOT / "tests" / "artifacts" / "tagged_input"
+    out = ROOT / "tests" / "artifacts" / "tagged"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    inputs = {}
+    for i, (name, path) in enumerate(sorted(paths.items())):
+        if name.startswith("mc_"):
+            a = io.read(path)
+            for species, code in (("e", 1), ("p", 0)):
+                part = raw / f"{name}_{species}.root"
+                io.write(part, {k: v[a["label"] == code] for k, v in a.items()})
+                inputs.setdefault(name, []).append(str(write_ams_ntuple(part, src / part.name, seed=i)))
+        else:
+            inputs[name] = [str(write_ams_ntuple(path, src / f"flight_{name}.root", seed=i, truth=False))]
+    lines = []
+    runs = runner.run_series("smoke", only=["01", "02", "03", "04", "05"], workdir=out,
+                             params={"input_files": inputs, "mapping": str(TAG_MAPPING)},
+                             preflight=datasets.preflight, log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    return Workdir(out), {r.notebook[:2]: r for r in runs}, lines
+
+
+def test_notebooks_01_to_05_run_on_mc_per_species_and_flight_labeled_by_a_tag(tagged_series):
+    """The flight sets hold tagged events only (both classes), iss_target the untagged ones, and notebook 02 reports
+    the tag's share of the flight events and its wrong-sign purity estimate; the run's preflight printed the events
+    per set before the first notebook."""
+    from amsnb.ecal import datasets
+
+    wd, runs, lines = tagged_series
+    assert sorted(runs) == ["01", "02", "03", "04", "05"]
+    assert lines[0].startswith("sets from input_files (before cuts): mc_low ")
+    man = datasets.load_manifest(wd)
+    assert man["request"]["origin"]["filter"] == "tagged" and not man["skipped"]
+    for name in ("iss_val", "iss_test"):
+        assert man["sets"][name]["electrons"] > 0 and man["sets"][name]["protons"] > 0
+        assert man["sets"][name]["unlabeled"] == 0
+    assert man["sets"]["iss_target"]["events"] == man["sets"]["iss_target"]["unlabeled"] > 0
+    m02 = wd.load_metrics("02")
+    assert m02["dask_equal"] is True
+    tag = m02["tag"]["iss_test"]
+    assert tag["electron"]["tagged"] > 0 and 0 < tag["proton"]["purity_wrong_sign"] <= 1
+    assert "wrong-sign estimate" in datasets.tag_report(wd)
+    # iss_test's labels are the tag's: at the smoke sets' 10:1 proton:electron mix, ~60 % of the tagged electrons
+    # are electrons (the simulation's truth), so the AUC against them says little about the model
+    assert 0.0 < wd.load_metrics("04")["iss_test_auc"] <= 1.0
+    assert wd.load_metrics("05")
+
+
+@pytest.fixture(scope="session")
+def labeled_list_series(smoke_raw):
+    """The issue's case: one routed list of AMS ntuples in which every flight-like event carries a label (no file
+    of unlabeled events), read with example_sparse_mapping.yaml. With DA the run stops in its preflight; with
+    `-p use_da false` notebooks 02-05 run without iss_target."""
+    from ams_ntuple import MAPPING, write_ams_ntuple
+
+    from amsnb.ecal import datasets
+    from amsnb.errors import ConfigError
+
+    paths, _ = smoke_raw
+    src = ROOT / "tests" / "artifacts" / "labeled_list_input"
+    out = ROOT / "tests" / "artifacts" / "labeled_list"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    for i, (name, path) in enumerate(sorted(paths.items())):
+        if name != "iss_target":
+            write_ams_ntuple(path, src / f"{name}.root", seed=i)
+    params = {"input_files": str(src / "*.root"), "mapping": str(MAPPING)}
+    try:
+        runner.run_series("smoke", only=["02", "04"], workdir=out, params=params, preflight=datasets.preflight,
+                          log=lambda *a, **k: None)
+        stopped = None
+    except ConfigError as exc:
+        stopped = exc
+    runs = runner.run_series("smoke", only=["02", "03", "04", "05"], workdir=out,
+                             params={**params, "use_da": False}, preflight=datasets.preflight)
+    return Workdir(out), {r.notebook[:2]: r for r in runs}, stopped
+
+
+def test_a_list_without_unlabeled_events_stops_early_with_da_and_runs_without(labeled_list_series):
+    from amsnb.ecal import datasets
+    from amsnb.errors import ConfigError
+
+    wd, runs, stopped = labeled_list_series
+    assert isinstance(stopped, ConfigError) and "iss_target" in str(stopped) and "use_da false" in str(stopped)
+    assert "rerun" not in str(stopped)
+    assert sorted(runs) == ["02", "03", "04", "05"]
+    man = datasets.load_manifest(wd)
+    assert "iss_target" not in man["sets"] and "declare a tag" in man["skipped"]["iss_target"]
+    m04 = wd.load_metrics("04")
+    assert m04["n_target"] == 0 and 0.5 < m04["mc_test_auc"] <= 1.0
+    assert wd.load_metrics("05")

@@ -39,13 +39,14 @@ def load_events(data_files: str = "", cuts="default", mapping: str | None = None
                 seed: int = 5) -> dict[str, np.ndarray]:
     """The branches the cut set needs (plus ``label``/``weight``), from ROOT files (comma-separated paths or a glob;
     ``mapping`` translates a user's branch names) or, with ``data_files`` empty, from :func:`demo_sample`.
-    ``n_events`` caps what is read (0: everything). Events with a NaN in a needed branch are dropped."""
+    ``n_events`` caps what is read (0: everything). Events with a NaN/inf value are kept: they fail the cut flow's
+    "finite values" step, which names the branches and their event counts, as in notebook 02."""
     if not data_files:
         return demo_sample(n_events, seed)
     from .. import io
 
     branches = load(cuts).branches() + ["label", "weight"]
-    return io.read(io.expand_files(data_files), branches=branches, mapping=mapping or None, nan_policy="drop",
+    return io.read(io.expand_files(data_files), branches=branches, mapping=mapping or None, nan_policy="keep",
                    max_events=int(n_events) or None)
 
 

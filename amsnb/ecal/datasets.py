@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ConfigError, EmptySelectionError
+from ..mapping import tag_summary, tag_text
 from ..workdir import Workdir
 
 TABLE1_SETS = ("mc_low", "mc_high", "iss_val", "iss_test", "iss_target")
@@ -36,7 +37,7 @@ TEST_FRACTION = 0.3
 WINDOW_OF = {TEST_SET: "mc_high"}
 MANIFEST = "manifest.json"
 #: Bumped whenever the manifest's content changes, so sets made by an older amsnb are remade, not misread.
-MANIFEST_FORMAT = 4
+MANIFEST_FORMAT = 5
 #: Default ISS-like scale when none is given: 2 x ecal_scale (the profiles set iss_scale explicitly).
 DEFAULT_ISS_FACTOR = 2.0
 
@@ -63,23 +64,54 @@ def _as_list(files) -> list[Path]:
     return expand_files(files)
 
 
-def _resolve_inputs(input_files) -> tuple[dict[str, list[Path]], bool]:
-    """{set: files} and whether the sets are routed out of one list by the label/domain branches."""
+ISS_SETS = ("iss_val", "iss_test", "iss_target")
+#: how the events of a set's files are filtered: "routed" (one list, by domain/label), "tagged" (per-set inputs with
+#: a tag: iss_val/iss_test keep the tagged events, iss_target the untagged), "" (every event of the set's files)
+ROUTED, TAGGED = "routed", "tagged"
+
+
+def _has_tag(mapping) -> bool:
+    from ..mapping import load_mapping
+    from ..schema import ECAL
+
+    return bool(mapping) and load_mapping(mapping, ECAL).tag is not None
+
+
+def _resolve_inputs(input_files, mapping=None) -> tuple[dict[str, list[Path]], str]:
+    """{set: files} and how their events are filtered (:data:`ROUTED`, :data:`TAGGED` or "").
+
+    Per-set inputs with a mapping that declares a tag: the flight files of iss_val/iss_test keep their tagged
+    events, and iss_target, when not given, is the untagged events of those files."""
     if isinstance(input_files, Mapping):
         unknown = set(input_files) - set(TABLE1_SETS)
         if unknown:
             raise ConfigError(f"input_files: unknown set names {sorted(unknown)}; use {', '.join(TABLE1_SETS)}")
-        return {k: _as_list(v) for k, v in input_files.items()}, False
+        raw = {k: _as_list(v) for k, v in input_files.items()}
+        if not _has_tag(mapping):
+            return raw, ""
+        if "iss_target" not in raw:
+            flight = [f for s in ("iss_val", "iss_test") for f in raw.get(s, [])]
+            if flight:
+                raw["iss_target"] = list(dict.fromkeys(flight))
+        return raw, TAGGED
     files = _as_list(input_files)
     if not files:
         raise ConfigError("input_files is empty: give ROOT files (a list, a comma-separated string or a glob)")
-    return {s: files for s in TABLE1_SETS}, True
+    return {s: files for s in TABLE1_SETS}, ROUTED
 
 
-def _route(chunk: Mapping[str, np.ndarray], set_name: str) -> np.ndarray:
-    """Events of one user list that belong to a set: MC (domain 0) -> mc_low/mc_high (their energy windows
-    separate them), labeled ISS (domain 1, label >= 0) -> iss_val/iss_test by event hash, unlabeled -> iss_target."""
+def _route(chunk: Mapping[str, np.ndarray], set_name: str, mode: str = ROUTED) -> np.ndarray:
+    """Events of a set's files that belong to it. Routed (one user list): MC (domain 0) -> mc_low/mc_high (their
+    energy windows separate them), labeled ISS (domain 1, label >= 0) -> iss_val/iss_test by event hash, unlabeled
+    -> iss_target. Tagged (per-set inputs with a tag): iss_val/iss_test keep the labeled (tagged) events, iss_target
+    the unlabeled ones, the MC sets everything."""
     domain, label = chunk["domain"], chunk["label"]
+    if mode == TAGGED:
+        if set_name == "iss_target":
+            return label < 0
+        if set_name in ("iss_val", "iss_test"):
+            return label >= 0
+        return np.ones(len(label), dtype=bool)
     if set_name in ("mc_low", "mc_high"):
         return domain == 0
     if set_name == "iss_target":
@@ -91,21 +123,111 @@ def _route(chunk: Mapping[str, np.ndarray], set_name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SetRouting:
-    """The events of one user file list that form ``set_name`` (:func:`_route`), as a picklable chunk filter, so
+    """The events of a set's files that form ``set_name`` (:func:`_route`), as a picklable chunk filter, so
     the dask cut flow (:func:`amsnb.cuts.scaleout.cut_flow_dask`) counts the same events as the selection."""
     set_name: str
+    mode: str = ROUTED
     branches: tuple[str, ...] = ("domain", "label", "run", "event")
 
     def __call__(self, chunk: Mapping[str, np.ndarray]) -> np.ndarray:
-        return _route(chunk, self.set_name)
+        return _route(chunk, self.set_name, self.mode)
+
+
+def empty_target_line(n_events: int, files_desc: str = "input_files") -> str:
+    """The one line for a DANN target that would be empty, with the two ways out."""
+    return (f"iss_target (the unlabeled DANN target of notebook 04) will be empty: none of the {n_events} events of "
+            f"{files_desc} is unlabeled (label < 0 after the mapping). Either declare a tag in the mapping (`tag:` "
+            "with an electron and a proton expression; flight events it leaves untagged become iss_target; "
+            "docs/mapping.md, amsnb/data/example_flight_tag_mapping.yaml) or give files per set with unlabeled "
+            "flight files for it (input_files {mc_low: [...], mc_high: [...], iss_val: [...], iss_test: [...], "
+            "iss_target: [flight files]}); or train without domain adaptation (-p use_da false).")
+
+
+def expected_sets(input_files, mapping=None, progress: bool = False) -> dict[str, dict]:
+    """{set: {events, electrons, protons, unlabeled}} each Table-1 set receives from the user's files after routing
+    or tagging, before any cut (mc_test is split off the selected mc_high later). Reads only the label, domain,
+    run and event branches (and the tag's variables): quick, so an empty set shows before any long work."""
+    from .. import io
+
+    raw, mode = _resolve_inputs(input_files, mapping)
+    groups: dict[tuple, list[str]] = {}
+    for name, files in raw.items():
+        groups.setdefault(tuple(files), []).append(name)
+    out = {name: {"events": 0, "electrons": 0, "protons": 0, "unlabeled": 0} for name in TABLE1_SETS}
+    read = {}
+    for files, names in groups.items():
+        for chunk in io.iterate(list(files), branches=["label", "domain", "run", "event"], mapping=mapping,
+                                nan_policy="keep"):
+            for name in names:
+                read[name] = read.get(name, 0) + len(chunk["label"])
+                lab = chunk["label"][_route(chunk, name, mode)] if mode else chunk["label"]
+                c = out[name]
+                c["events"] += len(lab)
+                c["electrons"] += int((lab == 1).sum())
+                c["protons"] += int((lab == 0).sum())
+                c["unlabeled"] += int((lab < 0).sum())
+    return {name: {**c, "given": name in raw, "read": read.get(name, 0)} for name, c in out.items()}
+
+
+def expected_sets_text(counts: Mapping[str, dict]) -> str:
+    """What each set will receive, one line per set, and the line for an empty DANN target."""
+    lines = ["events per set after routing/tagging, before cuts:"]
+    for name, c in counts.items():
+        lines.append(f"  {name:<10} {c['events']:>9} ({c['electrons']} electrons, {c['protons']} protons, "
+                     f"{c['unlabeled']} unlabeled)" + ("" if c.get("given", True) else "  (no files given)"))
+    if "iss_target" in counts and counts["iss_target"]["events"] == 0:
+        total = max(c.get("read", c["events"]) for c in counts.values())
+        lines.append("WARNING: " + empty_target_line(total))
+    return "\n".join(lines)
+
+
+#: the sets :func:`amsnb.ecal.experiment.prepare` (notebooks 04, 08) needs, besides the training set (notebook 04
+#: without DA does without iss_target)
+PREPARE_SETS = ("iss_val", "iss_test", "iss_target", "mc_high")
+
+
+def preflight(parameters: Mapping[str, Mapping]) -> list[str]:
+    """Before ``amsnb run`` starts: for the user's files of the ECAL notebooks, the events each set will receive
+    (one summary line), and a :class:`ConfigError` with one correct line when a set that a notebook of the run needs
+    would be empty. ``parameters``: {notebook number: its resolved parameters}; returns the lines to print."""
+    seen, lines = {}, []
+    for nn, p in sorted(parameters.items()):
+        files = p.get("input_files")
+        if not files or "mapping" not in p:
+            continue
+        key = repr((files, p.get("mapping")))
+        if key not in seen:
+            seen[key] = expected_sets(files, p.get("mapping") or None)
+            counts = seen[key]
+            lines.append("sets from input_files (before cuts): " + ", ".join(
+                f"{k} {c['events']}" for k, c in counts.items()))
+        counts = seen[key]
+        if nn not in ("04", "08"):
+            continue
+        for name in (p.get("train_set") or "mc_high", *PREPARE_SETS):
+            if counts[name]["events"] or (name == "iss_target" and nn == "04" and p.get("use_da") is False):
+                continue
+            total = max(c.get("read", c["events"]) for c in counts.values())
+            if name == "iss_target":
+                raise ConfigError(f"notebook {nn} needs it: " + empty_target_line(total))
+            if not isinstance(files, Mapping):
+                why = "no event of input_files is routed to it (check the mapping's label and domain expressions)"
+            elif not counts[name]["given"]:
+                why = f"input_files gives no files for it (add {name}: [files])"
+            else:
+                why = "its files give no event (for flight files: none that the mapping's tag selects)"
+            raise ConfigError(f"notebook {nn} needs set '{name}', which will be empty: {why}")
+    return lines
 
 
 def event_filters(workdir) -> dict[str, SetRouting]:
     """{set: SetRouting} when the sets were routed out of one file list (user files), else {} (one file per set)."""
     man = load_manifest(workdir)
-    if not man.get("request", {}).get("origin", {}).get("routed"):
+    origin = man.get("request", {}).get("origin", {})
+    mode = ROUTED if origin.get("routed") else origin.get("filter", "")
+    if not mode:
         return {}
-    return {name: SetRouting(name) for name in man.get("sources", {})}
+    return {name: SetRouting(name, mode) for name in man.get("sources", {}) if mode == ROUTED or name in ISS_SETS}
 
 
 def load_manifest(workdir) -> dict:
@@ -191,9 +313,10 @@ def _raw_inputs(wd: Workdir, request: DataRequest, progress: bool, fresh: bool):
     """({set: raw files}, routed?, the origin part of the sets' stamp) of a request: the user's files, or the
     simulated Table-1 samples (generated into ``data/ecal/`` if missing or out of date)."""
     if request.input_files:
-        raw, routed = _resolve_inputs(request.input_files)
         mapping = request.mapping
-        return raw, routed, {"kind": "user files", "mapping": str(mapping) if mapping else None, "routed": routed}
+        raw, mode = _resolve_inputs(request.input_files, mapping)
+        return raw, mode, {"kind": "user files", "mapping": str(mapping) if mapping else None,
+                           "routed": mode == ROUTED, "filter": mode}
     from .sim import generate_table1
 
     previous = load_manifest(wd).get("request", {}).get("origin", {})
@@ -207,7 +330,7 @@ def _raw_inputs(wd: Workdir, request: DataRequest, progress: bool, fresh: bool):
         request = dataclasses.replace(request, iss_scale=iss_scale)
     paths = generate_table1(wd.ecal_data, request.scale, request.seed, request.iss_scale, progress=progress,
                             fresh=fresh, test_protons=request.test_protons, target_events=request.target_events)
-    return {k: [v] for k, v in paths.items()}, False, request.simulation()
+    return {k: [v] for k, v in paths.items()}, "", request.simulation()
 
 
 def raw_samples(workdir, request: DataRequest, *, progress: bool = True, fresh: bool = False) -> dict[str, list[Path]]:
@@ -241,7 +364,7 @@ def ensure_ecal_sets(workdir, request: DataRequest, *, progress: bool = True, te
     input_files, mapping, seed = request.input_files, request.mapping, request.seed
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"test_fraction={test_fraction}: the mc_test share of mc_high must be in (0, 1)")
-    raw, routed, origin = _raw_inputs(wd, request, progress, fresh)
+    raw, mode, origin = _raw_inputs(wd, request, progress, fresh)
     for files in raw.values():
         for f in files:
             if not f.exists():
@@ -252,13 +375,13 @@ def ensure_ecal_sets(workdir, request: DataRequest, *, progress: bool = True, te
     if mapping and not isinstance(mapping, Mapping):
         inputs["mapping"] = provenance.identity(mapping)
     stamp = provenance.Stamp("amsnb.ecal.datasets", str(MANIFEST_FORMAT), stamped, inputs)
-    provenance.ensure(wd.sets, stamp, lambda folder: _select(wd, raw, routed, mapping, cutset, stamped, sources,
+    provenance.ensure(wd.sets, stamp, lambda folder: _select(wd, raw, mode, mapping, cutset, stamped, sources,
                                                              test_fraction, seed, input_files, progress),
                       fresh=fresh, label="sets", verb="selecting")
     return {name: wd.sets / info["file"] for name, info in load_manifest(wd)["sets"].items()}
 
 
-def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fraction, seed, input_files,
+def _select(wd: Workdir, raw, mode, mapping, cutset, request, sources, test_fraction, seed, input_files,
             progress) -> None:
     """Apply the cut set chunk by chunk and write the sets and ``manifest.json`` into ``wd.sets``."""
     from .. import cuts as cutlib
@@ -268,7 +391,7 @@ def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fr
     for old in wd.sets.glob("*.root"):
         old.unlink()
     (wd.sets / MANIFEST).unlink(missing_ok=True)
-    sets_info, flows, skipped = {}, {}, {}
+    sets_info, flows, skipped, tags = {}, {}, {}, {}
     t0 = time.time()
     from tqdm.auto import tqdm
 
@@ -283,9 +406,10 @@ def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fr
         counts = {o: {"events": 0, "electrons": 0, "protons": 0, "unlabeled": 0, "sumw": 0.0} for o in outs}
         ok = False
         try:
-            for chunk in io.iterate(files, mapping=mapping, nan_policy="keep"):  # NaN/inf fail the "finite" step
-                if routed:
-                    chunk = {k: v[_route(chunk, set_name)] for k, v in chunk.items()}
+            stats = io.ReadStats()
+            for chunk in io.iterate(files, mapping=mapping, nan_policy="keep", stats=stats):  # NaN/inf: "finite"
+                if mode == ROUTED or (mode == TAGGED and set_name in ISS_SETS):
+                    chunk = {k: v[_route(chunk, set_name, mode)] for k, v in chunk.items()}
                 flow += cutlib.cut_flow(chunk, cutset, window)
                 if not len(chunk["event"]):
                     continue
@@ -306,10 +430,14 @@ def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fr
                     c["protons"] += int((arr["label"] == 0).sum())
                     c["unlabeled"] += int((arr["label"] < 0).sum())
                     c["sumw"] += float(arr["weight"].sum(dtype=np.float64))
+            if stats.tag and stats.tag.get("events"):
+                tags[set_name] = tag_summary(stats.tag)
             total = sum(flow.counts[c] for c in flow.counts)
             empty_step = next((i for i, v in enumerate(total) if v == 0), None)
             if empty_step is not None:
-                if empty_step == 0:
+                if empty_step == 0 and set_name == "iss_target":
+                    msg = empty_target_line(stats.events_kept, ", ".join(map(str, files)))
+                elif empty_step == 0:
                     msg = f"set '{set_name}': no events in {', '.join(map(str, files))}"
                 elif flow.steps[empty_step] == cutlib.FINITE:
                     msg = (f"set '{set_name}': no event of {int(total[0])} has all its values finite "
@@ -318,7 +446,7 @@ def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fr
                     step = flow.steps[empty_step]
                     msg = (f"set '{set_name}': cut '{step}' ({cutset[step].describe(window)}) left no events "
                            f"({int(total[0])} before the cuts). Loosen it in the cut set '{cutset.source}'")
-                if not routed:
+                if not mode:
                     raise EmptySelectionError(msg)
                 skipped[set_name] = msg
             else:
@@ -344,6 +472,7 @@ def _select(wd: Workdir, raw, routed, mapping, cutset, request, sources, test_fr
         "sets": sets_info,
         "cut_flows": flows,
         "skipped": skipped,
+        "tag": tags,  # {set: amsnb.mapping.tag_summary of the set's raw events} when the mapping declares a tag
         "split": ({"test_set": TEST_SET, "method": "a raw sample of its own, selected with mc_high's windows"}
                   if TEST_SET in raw else
                   {"parent": "mc_high", "test_set": TEST_SET, "test_fraction": test_fraction,
@@ -365,6 +494,20 @@ def source_files(workdir) -> dict[str, list[Path]]:
     if not man:
         raise ConfigError(f"{workdir}: no sets/manifest.json; run ensure_ecal_sets (notebook 02) first")
     return {k: [Path(f["path"]) for f in v] for k, v in man["sources"].items()}
+
+
+def tag_report(workdir) -> str:
+    """The mapping's tag on the flight sets (efficiency and purity estimate, :func:`amsnb.mapping.tag_summary`), as
+    notebook 02 prints it under the cut flows; "" without a tag. One routed list: every set read the same files,
+    so the tag is reported once."""
+    tags = load_manifest(workdir).get("tag") or {}
+    shown, lines = set(), []
+    for name, summary in tags.items():
+        key = json.dumps(summary, sort_keys=True)
+        if key not in shown:
+            shown.add(key)
+            lines.append(tag_text(summary, f"the raw files of {name}"))
+    return "\n".join(lines)
 
 
 def cut_flows(workdir) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..workdir import Workdir
-from .datasets import TABLE1_SETS, TEST_SET
+from .datasets import TABLE1_SETS, TEST_SET, load_manifest
 
 # The set names are defined once, in amsnb.ecal.datasets; the experiment's roles derive from them.
 MC_LOW, MC_HIGH, ISS_VAL, ISS_TEST, ISS_TARGET = TABLE1_SETS
@@ -72,7 +72,7 @@ class EcalData:
 def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_set: str = "iss",
             max_train_events: int | None = None, seed: int = 1, cache_dtype: str = "float32",
             progress: bool = True, target_window: str = "train", max_target_events: int | None = None,
-            target_electron_fraction: float | None = None) -> EcalData:
+            target_electron_fraction: float | None = None, need_target: bool = True) -> EcalData:
     """Cache the selected sets (``wd/cache``) and build the train / validation / target / evaluation datasets.
 
     At most ``max_train_events`` training events (None or 0: all). The DANN target is ``iss_target`` inside the
@@ -80,7 +80,9 @@ def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_
     most ``max_target_events`` of it (None or 0: all).
     ``target_electron_fraction`` (e.g. :func:`target_electron_fraction`): the training events are weighted by class
     in the domain loss so that their electron share is the target's; the domain head then cannot separate the
-    domains by their class mix, and the reversed gradient does not remove class information for that reason."""
+    domains by their class mix, and the reversed gradient does not remove class information for that reason.
+    ``need_target=False`` (training without DA): a missing ``iss_target`` (notebook 02 made none: no unlabeled
+    event) is allowed; ``target`` is then None and the set is not evaluated."""
     from .cache import EcalDataset, build_cache
 
     max_train_events, max_target_events = max_train_events or None, max_target_events or None  # 0: all
@@ -92,8 +94,13 @@ def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_
     if val_set not in VAL_SETS:
         raise ConfigError(f"val_set='{val_set}': use 'mc' (a split of mc_high) or 'iss' (iss_val)")
     needed = {train_set, VAL_SETS[val_set], ISS_TARGET, *EVAL_SETS}
+    if not need_target and ISS_TARGET not in sets:
+        needed.discard(ISS_TARGET)
     missing = sorted(n for n in needed if n not in sets)
     if missing:
+        why = load_manifest(wd).get("skipped", {})
+        if all(n in why for n in missing):  # notebook 02 made no such set, and said why: rerunning it changes nothing
+            raise ConfigError("; ".join(why[n] for n in missing))
         raise ConfigError(f"sets {missing} are missing from ensure_ecal_sets' output; rerun notebook 02")
     cache_dir = wd.path / "cache"
     folders = {n: build_cache(sets[n], cache_dir, dtype=cache_dtype, progress=progress) for n in sorted(needed)}
@@ -106,15 +113,15 @@ def prepare(wd: Workdir, sets: dict[str, Path], train_set: str = "mc_high", val_
     else:
         val = EcalDataset(folders[ISS_VAL])
     train = train.subset(max_train_events, seed=seed)
-    target = EcalDataset(folders[ISS_TARGET], unlabeled=True)
-    if target_window == "train" and len(train):
+    target = EcalDataset(folders[ISS_TARGET], unlabeled=True) if ISS_TARGET in folders else None
+    if target is not None and target_window == "train" and len(train):
         e, et = train.column("energy"), target.column("energy")
         target = target.where((et >= e.min()) & (et <= e.max()))
-    target = target.subset(max_target_events, seed=seed)
+    target = target.subset(max_target_events, seed=seed) if target is not None else None
     dw = None if target_electron_fraction is None else _class_mix_weights(train.labels,
                                                                            float(target_electron_fraction))
-    evaluation = {n: EcalDataset(folders[n], unlabeled=(n == ISS_TARGET)) for n in EVAL_SETS}
-    counts = {"train": _count(train), "val": _count(val), "target": len(target)}
+    evaluation = {n: EcalDataset(folders[n], unlabeled=(n == ISS_TARGET)) for n in EVAL_SETS if n in folders}
+    counts = {"train": _count(train), "val": _count(val), "target": len(target) if target is not None else 0}
     request = {"train_set": train_set, "val_set": val_set, "max_train_events": max_train_events, "seed": seed,
                "cache_dtype": cache_dtype, "target_window": target_window, "max_target_events": max_target_events,
                "target_electron_fraction": target_electron_fraction}

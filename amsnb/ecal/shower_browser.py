@@ -17,7 +17,6 @@ Stable hooks for browser tests: CSS classes ``amsnb-event-label`` (text "event 3
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -127,7 +126,7 @@ def empty_label(particle: str, domain: str, energy_range) -> str:
     return text
 
 
-def _load(data, n: int, seed: int, energy_range) -> dict[str, np.ndarray]:
+def _load(data, n: int, seed: int, energy_range, mapping=None) -> dict[str, np.ndarray]:
     if data is None or (isinstance(data, str) and not data):
         from .sim import simulate
 
@@ -135,10 +134,12 @@ def _load(data, n: int, seed: int, energy_range) -> dict[str, np.ndarray]:
                  for i, (part, dom) in enumerate([("electron", "mc"), ("proton", "mc"), ("electron", "iss"),
                                                   ("proton", "iss")])]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    if isinstance(data, (str, os.PathLike)):
+    if isinstance(data, (str, os.PathLike, list, tuple)):
         from .. import io
 
-        return io.read(Path(data), max_events=n if n else None)
+        # the user's files through their mapping (sparse hits, derived variables, a tag's labels); events with
+        # NaN/inf values or bad hits cannot be drawn and are skipped
+        return io.read(io.expand_files(data), mapping=mapping or None, nan_policy="drop", max_events=n if n else None)
     if isinstance(data, dict):
         if "ecal_edep" not in data or "energy" not in data:
             raise ConfigError("ShowerBrowser data needs at least the 'ecal_edep' and 'energy' arrays")
@@ -154,12 +155,13 @@ def _at_depth(view_image: np.ndarray, rows: np.ndarray) -> np.ma.MaskedArray:
 
 
 class ShowerBrowser:
-    """Interactive event browser. ``ShowerBrowser(data)`` with ``data`` a dict of schema arrays, a ROOT file path,
-    or None (simulate ``n`` events on the fly: electrons and protons, MC and ISS-like)."""
+    """Interactive event browser. ``ShowerBrowser(data)`` with ``data`` a dict of schema arrays, ROOT files (a path,
+    a list, a glob or a comma-separated string; ``mapping``: their branch mapping, docs/mapping.md), or None
+    (simulate ``n`` events on the fly: electrons and protons, MC and ISS-like)."""
 
     def __init__(self, data=None, *, n: int = 200, seed: int = 1, energy_range: tuple[float, float] = (200.0, 2000.0),
-                 use_widget_canvas: bool | None = None, blit: bool | None = None):
-        self.data = _load(data, n, seed, energy_range)
+                 use_widget_canvas: bool | None = None, blit: bool | None = None, mapping=None):
+        self.data = _load(data, n, seed, energy_range, mapping)
         if len(self.data["energy"]) == 0:
             raise EmptySelectionError("ShowerBrowser: the sample has no events")
         self.selection = select_events(self.data)
