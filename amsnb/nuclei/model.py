@@ -188,6 +188,7 @@ class MDAModel(DomainAdversarialModel):
         extra = {k: v for k, v in fe.items() if k not in ("features", "domain_features")}
         feats = fe["features"]
         out = {"logits": self.label_head(feats), "domain_logits": None, "features": feats, **extra}
+        out["conditional_domain_logits"] = self.conditional_domain_logits(feats, out["logits"], lambda_)
         if self.domain_head is not None:
             out["domain_logits"] = self.domain_head(grad_reverse(fe.get("domain_features", feats), lambda_))
             dw = x.get("dw") if isinstance(x, dict) else None
