@@ -49,6 +49,7 @@ batch_size = None
 lr = None
 max_train_events = None
 lambda_max = None  # maximum strength of the gradient reversal (Ganin's ramp 2/(1+exp(-10p))-1 reaches it)
+alignment = None  # with use_da: dann | coral | mmd | cdan | cdan+e (amsnb.train.losses, docs/training.md)
 target_window = None  # DANN target: iss_target in the training events' energy range | "all" (seed's 0.2-2 TeV)
 max_target_events = None  # at most this many target events (0: all)
 match_class_mix = None  # weight the training events in the domain loss to the target's electron share (BDT estimate)
@@ -72,7 +73,7 @@ from amsnb.ecal import baselines, experiment
 
 p, wd = start("04", globals())  # the profile's values for every parameter left at None
 request = DataRequest.from_parameters(p)  # what the ECAL sets are made from (the same in notebooks 01-05, 08)
-tag = experiment.model_tag(p.model, p.preset, p.use_da, p.train_set, p.val_set)
+tag = experiment.model_tag(p.model, p.preset, p.use_da, p.train_set, p.val_set, p.alignment)
 tag
 
 # %% [markdown]
@@ -106,7 +107,8 @@ data.counts, class_mix
 
 # %%
 config = TrainConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, use_da=p.use_da, lambda_max=p.lambda_max,
-                     device=p.device, seed=p.seed, num_workers=p.num_workers, cpu_threads=p.cpu_threads)
+                     alignment=p.alignment, device=p.device, seed=p.seed, num_workers=p.num_workers,
+                     cpu_threads=p.cpu_threads)
 live = LiveCurves(tag)
 result = experiment.train_model(wd, tag, p.model, p.preset, data, config, callbacks=[live.update], seed=p.seed)
 live.close()

@@ -52,6 +52,7 @@ batch_size = None
 model_preset = None  # "" (hidden 32), "small", "seed"
 use_da = None
 lambda_max = None  # strength of the gradient reversal at the end of the Ganin schedule
+alignment = None  # with use_da: dann | coral | mmd | cdan | cdan+e (amsnb.train.losses, docs/training.md)
 domain_input = None  # what the domain head sees: "tokens" (fused feature + every branch token) or "fused"
 tune_mc = None  # tune the MC cluster counts and layer-charge resolution to data on the Si peak (study.tune_mc_inputs)
 threshold = None
@@ -71,7 +72,7 @@ from amsnb.nuclei import mda_study, samples as nuclei_samples
 
 p, wd = start("06", globals())  # the profile's values for every parameter left at None
 train_config = {"epochs": p.epochs, "batch_size": p.batch_size, "lr": p.lr, "use_da": p.use_da,
-                "lambda_max": p.lambda_max, "seed": p.seed, "progress": False}
+                "lambda_max": p.lambda_max, "alignment": p.alignment, "seed": p.seed, "progress": False}
 model_config = {"domain_input": p.domain_input, **({"preset": p.model_preset} if p.model_preset else {})}
 
 # %% [markdown]

@@ -292,3 +292,21 @@ def test_each_method_beats_source_only_on_rotated_two_moons(alignment, moons_sou
     acc = _moons_accuracy(alignment, tmp_path)
     assert moons_source_only < 0.96
     assert acc > moons_source_only + 0.015, (alignment, acc, moons_source_only)
+
+
+def test_a_cdan_model_saves_and_loads_through_the_registry_without_its_adversary(tmp_path):
+    """The conditional head is training-only: save_model leaves it out (the registry does not build it), keeps it
+    on the model, and the saved model loads strictly and gives the same scores."""
+    import amsnb.models as M
+
+    torch.manual_seed(0)
+    model = M.build("cnn", "tiny").eval()
+    add_conditional_head(model)
+    M.save_model(tmp_path / "m", model)
+    assert model.conditional_head is not None
+    again = M.load_model(tmp_path / "m").eval()
+    assert again.conditional_head is None
+    x = torch.rand(3, 1, 18, 72) * 50
+    with torch.no_grad():
+        assert torch.equal(model(x)["logits"], again(x)["logits"])
+        assert model(x)["conditional_domain_logits"].shape == (3, 2)

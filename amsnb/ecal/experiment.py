@@ -35,9 +35,12 @@ MC_VAL_FRACTION = 0.2
 TARGET_WINDOWS = ("train", "all")
 
 
-def model_tag(model: str, preset: str, use_da: bool, train_set: str = "mc_high", val_set: str = "iss") -> str:
-    """``cvt_tiny_da``, ``coatnet_tiny``, ``cnn_small_da_mclow_valmc``: defaults (mc_high, iss) add nothing."""
-    tag = f"{model}_{preset}" + ("_da" if use_da else "")
+def model_tag(model: str, preset: str, use_da: bool, train_set: str = "mc_high", val_set: str = "iss",
+              alignment: str = "dann") -> str:
+    """``cvt_tiny_da``, ``coatnet_tiny``, ``cnn_small_da_mclow_valmc``, ``cnn_small_coral``: defaults (mc_high, iss,
+    DANN) add nothing; another alignment method replaces ``da`` by its name (``cdan+e``: ``cdane``)."""
+    tag = f"{model}_{preset}" + (("_da" if alignment == "dann" else "_" + alignment.replace("+", "")) if use_da
+                                 else "")
     if train_set != "mc_high":
         tag += "_" + train_set.replace("_", "")
     if val_set != "iss":
