@@ -57,6 +57,8 @@ compare_without_da = None  # with use_da: also train (or reuse) the same model w
 num_workers = None
 cpu_threads = None  # torch CPU threads (0: all cores)
 cache_dtype = None  # training-cache images: float32 MeV | log16 (float16 of ln(1 + MeV), half the size)
+compare_methods = None  # alignment methods x seeds compared ("none": source-only); [] skips (profile da_compare)
+compare_seeds = None  # the seeds of that comparison
 fresh = None  # True: recompute every artefact of the run folder made before this run
 
 # %%
@@ -67,9 +69,9 @@ from amsnb.ecal.datasets import DataRequest, ensure_ecal_sets
 from amsnb.metrics import threshold_transfer
 from amsnb.scores import load_scores
 from amsnb.tables import format_transfer_table
-from amsnb.plotting.training import LiveCurves, plot_feature_pca, plot_history, plot_scores
+from amsnb.plotting.training import LiveCurves, plot_feature_pca, plot_history, plot_method_comparison, plot_scores
 from amsnb.train import TrainConfig
-from amsnb.ecal import baselines, experiment
+from amsnb.ecal import baselines, da_compare, experiment
 
 p, wd = start("04", globals())  # the profile's values for every parameter left at None
 request = DataRequest.from_parameters(p)  # what the ECAL sets are made from (the same in notebooks 01-05, 08)
@@ -170,6 +172,23 @@ transfer = threshold_transfer(load_scores(wd, trained), "mc_test", "iss_test")
 print(format_transfer_table(transfer))
 
 # %% [markdown]
+# ## Alignment methods across seeds
+# With `compare_methods` (profile `da_compare`): each method (source-only first, then DANN, DeepCORAL, MMD, CDAN)
+# trained with each of `compare_seeds`, on the same sets. Mean and spread over seeds of the rejection at 90 % on
+# `mc_test` and `iss_test` (each set's own threshold), the electron efficiency the MC threshold keeps on `iss_test`,
+# the feature probe's AUC, and how far the epoch chosen without flight labels (IWV, DEV: `amsnb.train.selection`)
+# lands from the one chosen on `iss_val` (rejection on an `iss_test` sample; docs/training.md).
+
+# %%
+comparison = []
+if p.compare_methods:
+    comparison = da_compare.compare_alignments(wd, data, p.model, p.preset, config, p.compare_methods,
+                                               p.compare_seeds, p.device)
+    print(da_compare.format_summary(da_compare.summarize(comparison)))
+    fig = plot_method_comparison(comparison)
+    wd.save_figure("04", fig, f"{tag}_method_comparison")
+
+# %% [markdown]
 # ## Key figures
 # Recorded in `04_dann_training/metrics.json` (the regression suite compares the smoke profile's values).
 
@@ -183,6 +202,7 @@ metrics = {"tag": tag, "epochs_run": len(result.history), "best_epoch": result.b
            "n_target": data.counts["target"], "target_electron_fraction": class_mix and class_mix["fraction"],
            "transfer_efficiency": {r["model"]: r["efficiency"] for r in transfer},
            "transfer_rejection": {r["model"]: r["rejection_value"] for r in transfer},
-           **{f"{s}_{k}": v for s, info in summary.items() for k, v in info.items()}}
+           **{f"{s}_{k}": v for s, info in summary.items() for k, v in info.items()},
+           **({"method_comparison": da_compare.summarize(comparison)} if comparison else {})}
 wd.save_metrics("04", metrics)
 metrics

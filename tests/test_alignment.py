@@ -310,3 +310,48 @@ def test_a_cdan_model_saves_and_loads_through_the_registry_without_its_adversary
     with torch.no_grad():
         assert torch.equal(model(x)["logits"], again(x)["logits"])
         assert model(x)["conditional_domain_logits"].shape == (3, 2)
+
+
+# ------------------------------------------------------------------------------------- method x seed comparison
+def _comparison_rows():
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, base in (("none", 1000.0), ("dann", 900.0), ("coral", 1100.0)):
+        for seed in (1, 2, 3):
+            rows.append({"method": method, "seed": seed, "mc_test_rejection": 3 * base + rng.normal(0, 50),
+                         "iss_test_rejection": base + rng.normal(0, 50),
+                         "mc_threshold_iss_efficiency": 0.8 + 0.01 * seed, "probe_auc": 0.8,
+                         **({"dev_minus_labeled": -10.0 * seed} if seed < 3 else {})})
+    return rows
+
+
+def test_comparison_summary_gives_mean_and_spread_over_seeds_source_only_first():
+    from amsnb.ecal.da_compare import format_summary, method_config, summarize
+
+    rows = _comparison_rows()
+    summary = summarize(rows)
+    assert [r["method"] for r in summary] == ["none", "dann", "coral"] and summary[0]["n_seeds"] == 3
+    v = [r["iss_test_rejection"] for r in rows if r["method"] == "dann"]
+    assert summary[1]["iss_test_rejection_mean"] == pytest.approx(np.mean(v))
+    assert summary[1]["iss_test_rejection_std"] == pytest.approx(np.std(v, ddof=1))
+    assert summary[2]["mc_threshold_iss_efficiency_std"] == pytest.approx(0.01)
+    assert summary[0]["dev_minus_labeled_mean"] == -15.0  # the run without per-epoch predictions is left out
+    assert math.isnan(summary[0]["iwv_minus_labeled_mean"])
+    text = format_summary(summary)
+    assert text.splitlines()[0].startswith("method") and len(text.splitlines()) == 5
+    cfg = method_config(TrainConfig(use_da=True, lambda_max=0.5), "none", 2)
+    assert not cfg.use_da and cfg.seed == 2 and cfg.lambda_max == 0.5
+    assert method_config(TrainConfig(), "mmd", 3).alignment == "mmd"
+    with pytest.raises(ConfigError, match="'kl' is not a method"):
+        method_config(TrainConfig(), "kl", 1)
+
+
+def test_method_comparison_figure_is_readable():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from amsnb.plotting.layout import check_figure
+    from amsnb.plotting.training import plot_method_comparison
+
+    fig = plot_method_comparison(_comparison_rows())
+    assert len(fig.axes) == 4 and not check_figure(fig, "method comparison")

@@ -103,11 +103,12 @@ def test_epoch_predictions_collects_each_epoch(tmp_path):
     torch.manual_seed(0)
     model = DomainAdversarialModel(nn.Sequential(nn.Linear(4, 8), nn.ReLU()), nn.Linear(8, 2), mlp_head(8))
     val, target = ArrayDataset(x[:60], y[:60]), ArrayDataset(x[60:] + 0.5)
-    ep = EpochPredictions(model, val, target, max_target=40)
+    ep = EpochPredictions(model, val, target, max_target=40, extra={"test": ArrayDataset(x[:30], y[:30])})
     fit(model, ArrayDataset(x, y), val, None, TrainConfig(epochs=3, batch_size=32, progress=False, patience=9),
         tmp_path, callbacks=[ep])
     assert sorted(ep.candidates) == [1, 2, 3]
     sv, tg = ep.candidates[2]
     assert sv["features"].shape == (60, 8) and tg["features"].shape == (40, 8)
+    assert ep.extra[3]["test"]["score"].shape == (30,) and "features" not in ep.extra[3]["test"]
     rows = selection_table(ep.candidates)
     assert [r["candidate"] for r in rows] == [1, 2, 3] and {r["dev_rank"] for r in rows} <= {1, 2, 3}

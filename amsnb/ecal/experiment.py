@@ -267,7 +267,7 @@ _TARGET_KEYS = ("target_window", "max_target_events", "target_electron_fraction"
 
 
 def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, config, callbacks=None,
-                seed: int = 1, fresh: bool = False, reuse_from: tuple[str, ...] = ()):
+                seed: int = 1, fresh: bool = False, reuse_from: tuple[str, ...] = (), on_model=None):
     """Build ``model``/``preset`` with seed ``seed`` and :func:`fit` it into ``models/<tag>/train``.
 
     The folder is an :mod:`amsnb.provenance` artefact: a finished model of the same request (architecture,
@@ -275,7 +275,8 @@ def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, 
     weights); an interrupted one resumes from its checkpoint; anything else is trained afresh, and one line says
     why (``models/cnn_small: data.max_train_events 200 -> 600, retraining``). ``reuse_from``: other tags whose
     finished model, if made by exactly this request, is returned instead of training the same model twice (the
-    learning curve's largest point is often notebook 04's model without DA).
+    learning curve's largest point is often notebook 04's model without DA). ``on_model``: called with the built
+    network before training (e.g. to bind an :class:`amsnb.train.selection.EpochPredictions` callback to it).
     """
     from .. import provenance
     from ..models import build
@@ -294,6 +295,8 @@ def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, 
 
     def run(outdir: Path) -> bool:
         net = build(model, preset, seed=seed)
+        if on_model is not None:
+            on_model(net)
         out["result"] = fit(net, data.da_train if config.use_da else data.train, data.val,
                             data.target if config.use_da else None, config, outdir,
                             callbacks=callbacks)

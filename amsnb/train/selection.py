@@ -129,13 +129,15 @@ def selection_summary(rows: list[dict], labeled: dict[Hashable, float], test: di
 
 class EpochPredictions:
     """A :func:`amsnb.train.fit` callback that keeps each epoch's predictions on the source-validation and target
-    sets (``features=True``): ``fit(..., callbacks=[ep])``, then ``selection_table(ep.candidates)``. ``fit`` trains
-    the model in place, so at the callback the model holds that epoch's weights (epochs before a resume are not
-    seen). ``predict_fn`` defaults to :func:`amsnb.train.predict` with ``collate_fn`` (the nuclei graphs need
-    theirs)."""
+    sets (``features=True``): ``fit(..., callbacks=[ep])``, then ``selection_table(ep.candidates)``; and on the
+    ``extra`` sets (scores only, e.g. a test set to say where each choice lands): ``ep.extra[epoch][name]``.
+    ``fit`` trains the model in place, so at the callback the model holds that epoch's weights (epochs before a
+    resume, or all of a reused finished run, are not seen). Predictions use :func:`amsnb.train.predict` with
+    ``collate_fn`` (the nuclei graphs need theirs)."""
 
     def __init__(self, model, source_val, target, batch_size: int = 512, device: str = "cpu",
-                 collate_fn: Callable | None = None, max_target: int | None = 20000, seed: int = 0):
+                 collate_fn: Callable | None = None, max_target: int | None = 20000, seed: int = 0,
+                 extra: dict | None = None):
         from torch.utils.data import Subset
 
         self.model, self.source_val, self.batch_size, self.device = model, source_val, batch_size, device
@@ -143,13 +145,16 @@ class EpochPredictions:
         if max_target is not None and len(target) > max_target:
             idx = np.sort(np.random.default_rng(seed).choice(len(target), max_target, replace=False))
             target = Subset(target, idx.tolist())
-        self.target = target
+        self.target, self.extra_sets = target, dict(extra or {})
         self.candidates: dict[int, tuple[dict, dict]] = {}
+        self.extra: dict[int, dict[str, dict]] = {}
 
     def __call__(self, history: list[dict]) -> None:
         from .trainer import predict
 
-        def run(ds):
-            return predict(self.model, ds, self.batch_size, self.device, self.collate_fn, features=True)
+        def run(ds, features=True):
+            return predict(self.model, ds, self.batch_size, self.device, self.collate_fn, features=features)
 
-        self.candidates[int(history[-1]["epoch"])] = (run(self.source_val), run(self.target))
+        epoch = int(history[-1]["epoch"])
+        self.candidates[epoch] = (run(self.source_val), run(self.target))
+        self.extra[epoch] = {name: run(ds, False) for name, ds in self.extra_sets.items()}
