@@ -68,7 +68,7 @@ from amsnb.notebook import start
 from amsnb.ecal.datasets import DataRequest, ensure_ecal_sets
 from amsnb.metrics import threshold_transfer
 from amsnb.scores import load_scores
-from amsnb.tables import format_transfer_table
+from amsnb.tables import format_seed_summary, format_transfer_table, seed_summary
 from amsnb.plotting.training import LiveCurves, plot_feature_pca, plot_history, plot_method_comparison, plot_scores
 from amsnb.train import TrainConfig
 from amsnb.ecal import baselines, da_compare, experiment
@@ -184,7 +184,7 @@ comparison = []
 if p.compare_methods:
     comparison = da_compare.compare_alignments(wd, data, p.model, p.preset, config, p.compare_methods,
                                                p.compare_seeds, p.device)
-    print(da_compare.format_summary(da_compare.summarize(comparison)))
+    print(format_seed_summary(seed_summary(comparison, da_compare.FIGURES), da_compare.FIGURES))
     fig = plot_method_comparison(comparison)
     wd.save_figure("04", fig, f"{tag}_method_comparison")
 
@@ -203,6 +203,6 @@ metrics = {"tag": tag, "epochs_run": len(result.history), "best_epoch": result.b
            "transfer_efficiency": {r["model"]: r["efficiency"] for r in transfer},
            "transfer_rejection": {r["model"]: r["rejection_value"] for r in transfer},
            **{f"{s}_{k}": v for s, info in summary.items() for k, v in info.items()},
-           **({"method_comparison": da_compare.summarize(comparison)} if comparison else {})}
+           **({"method_comparison": seed_summary(comparison, da_compare.FIGURES)} if comparison else {})}
 wd.save_metrics("04", metrics)
 metrics

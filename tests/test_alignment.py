@@ -326,10 +326,11 @@ def _comparison_rows():
 
 
 def test_comparison_summary_gives_mean_and_spread_over_seeds_source_only_first():
-    from amsnb.ecal.da_compare import format_summary, method_config, summarize
+    from amsnb.ecal.da_compare import FIGURES, method_config
+    from amsnb.tables import format_seed_summary, seed_summary
 
     rows = _comparison_rows()
-    summary = summarize(rows)
+    summary = seed_summary(rows, FIGURES)
     assert [r["method"] for r in summary] == ["none", "dann", "coral"] and summary[0]["n_seeds"] == 3
     v = [r["iss_test_rejection"] for r in rows if r["method"] == "dann"]
     assert summary[1]["iss_test_rejection_mean"] == pytest.approx(np.mean(v))
@@ -337,7 +338,7 @@ def test_comparison_summary_gives_mean_and_spread_over_seeds_source_only_first()
     assert summary[2]["mc_threshold_iss_efficiency_std"] == pytest.approx(0.01)
     assert summary[0]["dev_minus_labeled_mean"] == -15.0  # the run without per-epoch predictions is left out
     assert math.isnan(summary[0]["iwv_minus_labeled_mean"])
-    text = format_summary(summary)
+    text = format_seed_summary(summary, FIGURES)
     assert text.splitlines()[0].startswith("method") and len(text.splitlines()) == 5
     cfg = method_config(TrainConfig(use_da=True, lambda_max=0.5), "none", 2)
     assert not cfg.use_da and cfg.seed == 2 and cfg.lambda_max == 0.5

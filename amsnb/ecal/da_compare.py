@@ -9,19 +9,17 @@ fresh feature probe's AUC (mc_test vs iss_test, :func:`amsnb.ecal.experiment.dom
 labeled choice (early stopping on ``iss_val``); each epoch is also scored by the unlabeled scorers of
 :mod:`amsnb.train.selection` (MC source validation: a ``selection_events`` sample of ``mc_test``; target: the DA
 target set), and the rejection on a ``selection_events`` sample of ``iss_test`` says where each scorer's epoch lands
-next to the labeled one. :func:`summarize` gives mean and spread over seeds, source-only first.
+next to the labeled one. :func:`amsnb.tables.seed_summary` gives mean and spread over seeds, source-only first.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 from ..workdir import Workdir
 
 METHODS = ("none", "dann", "coral", "mmd", "cdan")
-#: The per-run figures :func:`summarize` averages over seeds.
+#: The per-run figures :func:`amsnb.tables.seed_summary` averages over seeds.
 FIGURES = ("mc_test_rejection", "iss_test_rejection", "mc_threshold_iss_efficiency", "probe_auc",
            "iwv_minus_labeled", "dev_minus_labeled")
 
@@ -86,31 +84,3 @@ def compare_alignments(wd: Workdir, data, model: str, preset: str, config, metho
                     row[f"{r['scorer']}_minus_labeled"] = r["test_minus_labeled"]
             rows.append(row)
     return rows
-
-
-def summarize(rows: list[dict], figures=FIGURES) -> list[dict]:
-    """Per method (in the order of first appearance, so source-only first when it was run first): the number of
-    seeds and, per figure, the mean and the sample standard deviation over seeds (NaN with one seed; figures a run
-    lacks are left out of its method's mean)."""
-    out = []
-    for method in dict.fromkeys(r["method"] for r in rows):
-        mine = [r for r in rows if r["method"] == method]
-        row = {"method": method, "n_seeds": len(mine)}
-        for f in figures:
-            v = np.array([r[f] for r in mine if f in r and r[f] is not None], float)
-            v = v[np.isfinite(v)]
-            row[f"{f}_mean"] = float(v.mean()) if len(v) else float("nan")
-            row[f"{f}_std"] = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
-        out.append(row)
-    return out
-
-
-def format_summary(summary: list[dict], figures=FIGURES) -> str:
-    """The summary as fixed-width text: one line per method, ``mean +- std`` per figure."""
-    head = ["method", "seeds", *figures]
-    body = [[r["method"], str(r["n_seeds"]), *(f"{r[f'{f}_mean']:.4g} +- {r[f'{f}_std']:.2g}" for f in figures)]
-            for r in summary]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(x.ljust(w) for x, w in zip(line, widths)) for line in [head, *body]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
