@@ -2,7 +2,8 @@
 
 skada is no dependency of amsnb: install it (and POT, pandas, skorch) for this script only, e.g. into a folder of
 its own: ``pip install --target /tmp/skada-site --no-deps skada==0.6.0 POT pandas skorch`` and run with
-``PYTHONPATH=.:/tmp/skada-site python benchmarks/bench_skada_moons.py``.
+``PYTHONPATH=.:/tmp/skada-site python benchmarks/bench_skada_moons.py`` (or ``benchmarks/run.py --only skada_moons``;
+without skada its row says "skipped").
 
 1. The loss on one batch: amsnb's :func:`amsnb.train.coral_loss` against ``skada.deep.losses.deepcoral_loss``
    (skada uses the unbiased covariance, amsnb the weighted biased one: equal up to (n / (n - 1))^2 for n events a
@@ -56,22 +57,19 @@ class Net(nn.Module):
         return self.head(self.features(x))
 
 
-def loss_check():
+def loss_check() -> tuple[float, float, float]:
+    """(amsnb's CORAL x (n/(n-1))^2, skada's, the range of skada's default domain classifier output) on one batch."""
     from skada.deep.losses import deepcoral_loss
+    from skada.deep.modules import DomainClassifier
 
     from amsnb.train import coral_loss
 
     g = torch.Generator().manual_seed(0)
     fs, ft = torch.randn(64, 32, generator=g), torch.randn(64, 32, generator=g) * 1.3 + 0.2
     n = len(fs)
-    ours = coral_loss(fs, ft).item() * (n / (n - 1)) ** 2
-    theirs = deepcoral_loss(fs, ft).item()
-    print(f"CORAL on one batch (64 x 32): amsnb x (n/(n-1))^2 = {ours:.6g}, skada = {theirs:.6g}, "
-          f"relative difference {abs(ours - theirs) / theirs:.2e}")
-    from skada.deep.modules import DomainClassifier
-
     out = DomainClassifier(32)(fs)
-    print(f"skada's default DANN domain classifier on that batch: P(target) from {out.min():.4f} to {out.max():.4f}")
+    return coral_loss(fs, ft).item() * (n / (n - 1)) ** 2, deepcoral_loss(fs, ft).item(), \
+        float(out.max() - out.min())
 
 
 def amsnb_accuracy(method, seed):
@@ -128,23 +126,42 @@ def skada_accuracy(method, seed):
     return float((pred == ytest).mean())
 
 
-def main():
+RUNS = (("none", "amsnb"), ("none", "skada"), ("coral", "amsnb"), ("coral", "skada"), ("dann", "amsnb"),
+        ("dann", "skada"), ("dann_sigmoid", "skada"))
+
+
+def run(quick: bool = False) -> list[dict]:
+    """The rows of benchmarks/run.py (skipped, with a note, where skada is not installed); ``quick``: 2 seeds."""
+    try:
+        import skada  # noqa: F401
+    except ImportError:
+        return [{"name": "skada side by side", "value": "skipped", "unit": "",
+                 "note": "skada not installed: install it for this script only (see its docstring)"}]
     torch.set_num_threads(1)
+    ours, theirs, spread = loss_check()
+    rows = [{"name": "coral loss vs skada", "value": abs(ours - theirs) / theirs, "unit": "rel. diff",
+             "note": "one 64 x 32 batch, after skada's unbiased covariance (n/(n-1))^2"},
+            {"name": "skada default DANN head output range", "value": spread, "unit": "",
+             "note": "Softmax over one output: constant 1, no gradient"}]
+    seeds = list(SEEDS)[:2] if quick else list(SEEDS)
+    for method, lib in RUNS:
+        fn = amsnb_accuracy if lib == "amsnb" else skada_accuracy
+        t0 = time.perf_counter()
+        acc = np.array([fn(method, s) for s in seeds])
+        rows.append({"name": f"moons {ANGLE:g} deg {method} {lib}", "value": float(acc.mean()),
+                     "unit": "target acc", "note": f"+- {acc.std(ddof=1):.3f} over seeds {seeds}: "
+                     f"{' '.join(f'{a:.3f}' for a in acc)} ({time.perf_counter() - t0:.0f} s)"})
+    return rows
+
+
+def main():
     try:
         import skada
     except ImportError:
         sys.exit("bench_skada_moons: skada is not installed (see the docstring: install it for this script only)")
     print(f"skada {skada.__version__}, torch {torch.__version__}")
-    loss_check()
-    print(f"\ntarget accuracy, two moons rotated by {ANGLE:g} deg, seeds {list(SEEDS)} (mean +- std):")
-    runs = [("none", "amsnb"), ("none", "skada"), ("coral", "amsnb"), ("coral", "skada"), ("dann", "amsnb"),
-            ("dann", "skada"), ("dann_sigmoid", "skada")]
-    for method, lib in runs:
-        fn = amsnb_accuracy if lib == "amsnb" else skada_accuracy
-        t0 = time.perf_counter()
-        acc = np.array([fn(method, s) for s in SEEDS])
-        print(f"  {method:12s} {lib}: {acc.mean():.3f} +- {acc.std(ddof=1):.3f}  per seed "
-              f"{' '.join(f'{a:.3f}' for a in acc)}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    for r in run():
+        print(f"  {r['name']:40s} {r['value']:.4g} {r['unit']:10s} {r['note']}", flush=True)
 
 
 if __name__ == "__main__":
