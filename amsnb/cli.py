@@ -32,7 +32,8 @@ def _parser() -> ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="execute the numbered notebooks with papermill")
-    r.add_argument("--profile", default="default", help="smoke | binder | default | full (amsnb/profiles.yaml)")
+    r.add_argument("--profile", default="default",
+                   help="smoke | binder | default | full | da_compare (amsnb/profiles.yaml)")
     r.add_argument("--only", action="append", default=[], help="notebook number(s), e.g. --only 03 or --only 01,02")
     r.add_argument("--workdir", default=None, help="run folder (default runs/<profile>)")
     r.add_argument("--notebooks", default=None, help="folder of the notebook series (default: the checkout's)")

@@ -5,7 +5,8 @@ notebook's ``metrics.json``.
 :func:`~amsnb.metrics.threshold_transfer`); this module only renders and reshapes what it computed:
 :func:`format_table` / :func:`table_html` (the comparison table), :func:`format_transfer_table`,
 :func:`key_figures` (the flat form the regression references compare), :func:`energy_table` (rejection versus
-energy as rows) and :func:`format_number`, the one number format of every table (and of
+energy as rows), :func:`seed_summary` / :func:`format_seed_summary` (mean and spread of repeated trainings) and
+:func:`format_number`, the one number format of every table (and of
 :meth:`amsnb.metrics.RejectionPoint.rejection_text`).
 """
 
@@ -105,3 +106,31 @@ def energy_table(curves: dict[str, EnergyCurve]) -> list[dict]:
                              "efficiency": p.efficiency, "threshold": p.threshold, "n_bkg_pass": p.n_bkg_pass,
                              "n_bkg": p.n_bkg})
     return rows
+
+
+def seed_summary(rows: list[dict], figures, key: str = "method") -> list[dict]:
+    """Repeated trainings (one row per run, e.g. per alignment method and seed) as one row per ``key`` value, in the
+    order of first appearance (source-only first when it was run first): ``n_seeds`` and, per figure, the mean and
+    the sample standard deviation over the runs (NaN with one run); a figure a run lacks (None, NaN, absent) is left
+    out of that value's mean."""
+    import numpy as np
+
+    out = []
+    for value in dict.fromkeys(r[key] for r in rows):
+        mine = [r for r in rows if r[key] == value]
+        row = {key: value, "n_seeds": len(mine)}
+        for f in figures:
+            v = np.array([r[f] for r in mine if r.get(f) is not None], float)
+            v = v[np.isfinite(v)]
+            row[f"{f}_mean"] = float(v.mean()) if len(v) else float("nan")
+            row[f"{f}_std"] = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        out.append(row)
+    return out
+
+
+def format_seed_summary(summary: list[dict], figures, key: str = "method") -> str:
+    """:func:`seed_summary` as fixed-width text: one line per ``key`` value, ``mean +- std`` per figure."""
+    head = [key, "seeds", *figures]
+    body = [[str(r[key]), str(r["n_seeds"]), *(f"{r[f'{f}_mean']:.4g} +- {r[f'{f}_std']:.2g}" for f in figures)]
+            for r in summary]
+    return _text(head, body)

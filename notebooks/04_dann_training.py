@@ -49,6 +49,7 @@ batch_size = None
 lr = None
 max_train_events = None
 lambda_max = None  # maximum strength of the gradient reversal (Ganin's ramp 2/(1+exp(-10p))-1 reaches it)
+alignment = None  # with use_da: dann | coral | mmd | cdan | cdan+e (amsnb.train.losses, docs/training.md)
 target_window = None  # DANN target: iss_target in the training events' energy range | "all" (seed's 0.2-2 TeV)
 max_target_events = None  # at most this many target events (0: all)
 match_class_mix = None  # weight the training events in the domain loss to the target's electron share (BDT estimate)
@@ -56,6 +57,8 @@ compare_without_da = None  # with use_da: also train (or reuse) the same model w
 num_workers = None
 cpu_threads = None  # torch CPU threads (0: all cores)
 cache_dtype = None  # training-cache images: float32 MeV | log16 (float16 of ln(1 + MeV), half the size)
+compare_methods = None  # alignment methods x seeds compared ("none": source-only); [] skips (profile da_compare)
+compare_seeds = None  # the seeds of that comparison
 fresh = None  # True: recompute every artefact of the run folder made before this run
 
 # %%
@@ -65,14 +68,14 @@ from amsnb.notebook import start
 from amsnb.ecal.datasets import DataRequest, ensure_ecal_sets
 from amsnb.metrics import threshold_transfer
 from amsnb.scores import load_scores
-from amsnb.tables import format_transfer_table
-from amsnb.plotting.training import LiveCurves, plot_feature_pca, plot_history, plot_scores
+from amsnb.tables import format_seed_summary, format_transfer_table, seed_summary
+from amsnb.plotting.training import LiveCurves, plot_feature_pca, plot_history, plot_method_comparison, plot_scores
 from amsnb.train import TrainConfig
-from amsnb.ecal import baselines, experiment
+from amsnb.ecal import baselines, da_compare, experiment
 
 p, wd = start("04", globals())  # the profile's values for every parameter left at None
 request = DataRequest.from_parameters(p)  # what the ECAL sets are made from (the same in notebooks 01-05, 08)
-tag = experiment.model_tag(p.model, p.preset, p.use_da, p.train_set, p.val_set)
+tag = experiment.model_tag(p.model, p.preset, p.use_da, p.train_set, p.val_set, p.alignment)
 tag
 
 # %% [markdown]
@@ -107,7 +110,8 @@ data.counts, class_mix
 
 # %%
 config = TrainConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, use_da=p.use_da, lambda_max=p.lambda_max,
-                     device=p.device, seed=p.seed, num_workers=p.num_workers, cpu_threads=p.cpu_threads)
+                     alignment=p.alignment, device=p.device, seed=p.seed, num_workers=p.num_workers,
+                     cpu_threads=p.cpu_threads)
 live = LiveCurves(tag)
 result = experiment.train_model(wd, tag, p.model, p.preset, data, config, callbacks=[live.update], seed=p.seed)
 live.close()
@@ -169,6 +173,23 @@ transfer = threshold_transfer(load_scores(wd, trained), "mc_test", "iss_test")
 print(format_transfer_table(transfer))
 
 # %% [markdown]
+# ## Alignment methods across seeds
+# With `compare_methods` (profile `da_compare`): each method (source-only first, then DANN, DeepCORAL, MMD, CDAN)
+# trained with each of `compare_seeds`, on the same sets. Mean and spread over seeds of the rejection at 90 % on
+# `mc_test` and `iss_test` (each set's own threshold), the electron efficiency the MC threshold keeps on `iss_test`,
+# the feature probe's AUC, and how far the epoch chosen without flight labels (IWV, DEV: `amsnb.train.selection`)
+# lands from the one chosen on `iss_val` (rejection on an `iss_test` sample; docs/training.md).
+
+# %%
+comparison = []
+if p.compare_methods:
+    comparison = da_compare.compare_alignments(wd, data, p.model, p.preset, config, p.compare_methods,
+                                               p.compare_seeds, p.device)
+    print(format_seed_summary(seed_summary(comparison, da_compare.FIGURES), da_compare.FIGURES))
+    fig = plot_method_comparison(comparison)
+    wd.save_figure("04", fig, f"{tag}_method_comparison")
+
+# %% [markdown]
 # ## Key figures
 # Recorded in `04_dann_training/metrics.json` (the regression suite compares the smoke profile's values).
 
@@ -182,6 +203,7 @@ metrics = {"tag": tag, "epochs_run": len(result.history), "best_epoch": result.b
            "n_target": data.counts["target"], "target_electron_fraction": class_mix and class_mix["fraction"],
            "transfer_efficiency": {r["model"]: r["efficiency"] for r in transfer},
            "transfer_rejection": {r["model"]: r["rejection_value"] for r in transfer},
-           **{f"{s}_{k}": v for s, info in summary.items() for k, v in info.items()}}
+           **{f"{s}_{k}": v for s, info in summary.items() for k, v in info.items()},
+           **({"method_comparison": seed_summary(comparison, da_compare.FIGURES)} if comparison else {})}
 wd.save_metrics("04", metrics)
 metrics

@@ -52,26 +52,30 @@ batch_size = None
 model_preset = None  # "" (hidden 32), "small", "seed"
 use_da = None
 lambda_max = None  # strength of the gradient reversal at the end of the Ganin schedule
+alignment = None  # with use_da: dann | coral | mmd | cdan | cdan+e (amsnb.train.losses, docs/training.md)
 domain_input = None  # what the domain head sees: "tokens" (fused feature + every branch token) or "fused"
 tune_mc = None  # tune the MC cluster counts and layer-charge resolution to data on the Si peak (study.tune_mc_inputs)
 threshold = None
 ablation_selection = None
 ablation_variants = None
 ablation_epochs = None
+compare_methods = None  # alignment methods x seeds on the ablation selection ("none": source-only); [] skips
+compare_seeds = None  # the seeds of that comparison
 fresh = None  # True: recompute every artefact of the run folder made before this run
 
 # %%
 import numpy as np
 
 from amsnb.notebook import start
-from amsnb.plotting.training import plot_history
+from amsnb.plotting.training import plot_history, plot_method_comparison
+from amsnb.tables import format_seed_summary, seed_summary
 import amsnb.nuclei.plots as pn
 from amsnb import nuclei
 from amsnb.nuclei import mda_study, samples as nuclei_samples
 
 p, wd = start("06", globals())  # the profile's values for every parameter left at None
 train_config = {"epochs": p.epochs, "batch_size": p.batch_size, "lr": p.lr, "use_da": p.use_da,
-                "lambda_max": p.lambda_max, "seed": p.seed, "progress": False}
+                "lambda_max": p.lambda_max, "alignment": p.alignment, "seed": p.seed, "progress": False}
 model_config = {"domain_input": p.domain_input, **({"preset": p.model_preset} if p.model_preset else {})}
 
 # %% [markdown]
@@ -173,11 +177,29 @@ wd.save_figure("06", pn.ablation(abl.auc(), title=abl.title), "ablation")
 abl.table()
 
 # %% [markdown]
+# ## Alignment methods across seeds
+# With `compare_methods` (profile `da_compare`): the `ablation_selection`'s MDA trained once per method (source-only,
+# DANN, DeepCORAL, MMD, CDAN) and seed on the same events. On held-out events (the probe sets; the data-like events
+# labeled by their simulation truth): the rejection at 90 % signal efficiency with each set's own threshold, the
+# signal efficiency the MC threshold keeps on the data-like events, the held-out probe AUC and the validation AUC;
+# mean and spread over seeds (docs/training.md).
+
+# %%
+comparison = []
+if p.compare_methods:
+    comparison = mda_study.compare_alignments(wd, results[p.ablation_selection], train_config, model_config,
+                                              p.compare_methods, p.compare_seeds)
+    print(format_seed_summary(seed_summary(comparison, mda_study.COMPARISON_FIGURES), mda_study.COMPARISON_FIGURES))
+    wd.save_figure("06", plot_method_comparison(comparison), "method_comparison")
+
+# %% [markdown]
 # ## Key figures
 # Besides the network's numbers, the selection efficiencies straight from the simulation (the fraction of P that
 # passes the P selection, the fraction of S that leaks into it) move with the fragmentation constants.
 
 # %%
 metrics = mda_study.key_figures(samples, results, abl, inputs)
+if comparison:
+    metrics["method_comparison"] = seed_summary(comparison, mda_study.COMPARISON_FIGURES)
 wd.save_metrics("06", metrics)
 metrics

@@ -132,3 +132,23 @@ def test_domain_weights_scale_the_domain_gradient(ds):
     assert not torch.allclose(g0, g1)  # the second event no longer contributes
     with pytest.raises(ConfigError, match="domain_input"):
         build("mda", {"domain_input": "all"})
+
+
+def test_domain_weights_scale_cdans_conditional_gradient_too(ds):
+    """With a conditional (CDAN) head, the per-event domain weights scale its gradient as they scale DANN's."""
+    from amsnb.models.layers import add_conditional_head
+
+    torch.manual_seed(0)
+    model = fit_normalization(build("mda", {"preset": "small"}), ds).eval()
+    add_conditional_head(model)
+    x = {k: v[:2].clone() for k, v in ds.t.items()}
+
+    def grad(w):
+        model.zero_grad()
+        out = model(nuclei.model_inputs({**x, "dw": torch.tensor(w)}), lambda_=1.0)
+        out["conditional_domain_logits"][:, 0].sum().backward()
+        return model.conditional_head[0].weight.grad.clone()
+
+    g1, g2 = grad([1.0, 0.0]), grad([2.0, 0.0])
+    torch.testing.assert_close(g2, 2 * g1)
+    assert torch.count_nonzero(g1) and not torch.allclose(grad([1.0, 1.0]), g1)

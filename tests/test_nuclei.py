@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from amsnb import nuclei
-from amsnb.errors import EmptySelectionError
+from amsnb.errors import ConfigError, EmptySelectionError
 from amsnb.nuclei import sim
 
 
@@ -181,3 +181,32 @@ def test_mc_tune_adds_the_measured_cluster_excess():
     diff = pick[0]["n_clusters"][:, 1:8].mean(0) - pick[1]["n_clusters"][:, 1:8].mean(0)
     assert np.abs(diff).max() < 0.06
     assert (tuned[14]["q_l1"] == mc[14]["q_l1"]).all()  # L1 (the template-fit variable) untouched
+
+
+def test_alignment_comparison_on_a_selection(samples, tmp_path):
+    """mda_study.compare_alignments: one MDA per (method, seed) on the selection's events, figures on the held-out
+    probe sets; a second call reuses the trained model and gives the same row; seed_summary summarises them."""
+    from types import SimpleNamespace
+
+    from amsnb.nuclei import mda_study
+    from amsnb.nuclei.training import make_datasets
+    from amsnb.tables import seed_summary
+    from amsnb.workdir import Workdir
+
+    data = {z: sim.simulate(len(a["q_inner"]), (z,), "data", seed=50 + z) for z, a in samples.items()}
+    result = SimpleNamespace(sets=make_datasets(samples, data, 15, 300, seed=1, n_target=200), z=15)
+    tc = {"epochs": 1, "batch_size": 64, "progress": False, "cpu_threads": 1}
+    wd = Workdir(tmp_path)
+    rows = mda_study.compare_alignments(wd, result, tc, {"preset": "small"}, methods=("none", "coral"), seeds=(2,))
+    assert [(r["method"], r["seed"]) for r in rows] == [("none", 2), ("coral", 2)]
+    for r in rows:  # the toy's held-out MC holds signal only (no background): its rejection is NaN, not an error
+        assert np.isnan(r["mc_test_rejection"]) and r["iss_test_rejection"] > 1
+        assert 0.0 < r["mc_threshold_iss_efficiency"] <= 1.0 and 0.4 < r["probe_auc"] <= 1.0 and 0 < r["val_auc"] < 1
+    assert (tmp_path / "models" / "mda_P_cmp_coral_s2").is_dir()
+    again = mda_study.compare_alignments(wd, result, tc, {"preset": "small"}, methods=("coral",), seeds=(2,))
+    np.testing.assert_equal(again[0], rows[1])  # NaN == NaN here
+    summary = seed_summary(rows, mda_study.COMPARISON_FIGURES)
+    assert [s["method"] for s in summary] == ["none", "coral"] and summary[1]["n_seeds"] == 1
+    assert summary[1]["probe_auc_mean"] == rows[1]["probe_auc"] and np.isnan(summary[1]["probe_auc_std"])
+    with pytest.raises(ConfigError, match="'kl' is not a method"):
+        mda_study.compare_alignments(wd, result, tc, methods=("kl",))

@@ -35,9 +35,12 @@ MC_VAL_FRACTION = 0.2
 TARGET_WINDOWS = ("train", "all")
 
 
-def model_tag(model: str, preset: str, use_da: bool, train_set: str = "mc_high", val_set: str = "iss") -> str:
-    """``cvt_tiny_da``, ``coatnet_tiny``, ``cnn_small_da_mclow_valmc``: defaults (mc_high, iss) add nothing."""
-    tag = f"{model}_{preset}" + ("_da" if use_da else "")
+def model_tag(model: str, preset: str, use_da: bool, train_set: str = "mc_high", val_set: str = "iss",
+              alignment: str = "dann") -> str:
+    """``cvt_tiny_da``, ``coatnet_tiny``, ``cnn_small_da_mclow_valmc``, ``cnn_small_coral``: defaults (mc_high, iss,
+    DANN) add nothing; another alignment method replaces ``da`` by its name (``cdan+e``: ``cdane``)."""
+    tag = f"{model}_{preset}" + (("_da" if alignment == "dann" else "_" + alignment.replace("+", "")) if use_da
+                                 else "")
     if train_set != "mc_high":
         tag += "_" + train_set.replace("_", "")
     if val_set != "iss":
@@ -271,7 +274,7 @@ _TARGET_KEYS = ("target_window", "max_target_events", "target_electron_fraction"
 
 
 def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, config, callbacks=None,
-                seed: int = 1, fresh: bool = False, reuse_from: tuple[str, ...] = ()):
+                seed: int = 1, fresh: bool = False, reuse_from: tuple[str, ...] = (), on_model=None):
     """Build ``model``/``preset`` with seed ``seed`` and :func:`fit` it into ``models/<tag>/train``.
 
     The folder is an :mod:`amsnb.provenance` artefact: a finished model of the same request (architecture,
@@ -279,7 +282,8 @@ def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, 
     weights); an interrupted one resumes from its checkpoint; anything else is trained afresh, and one line says
     why (``models/cnn_small: data.max_train_events 200 -> 600, retraining``). ``reuse_from``: other tags whose
     finished model, if made by exactly this request, is returned instead of training the same model twice (the
-    learning curve's largest point is often notebook 04's model without DA).
+    learning curve's largest point is often notebook 04's model without DA). ``on_model``: called with the built
+    network before training (e.g. to bind an :class:`amsnb.train.selection.EpochPredictions` callback to it).
     """
     from .. import provenance
     from ..models import build
@@ -298,6 +302,8 @@ def train_model(wd: Workdir, tag: str, model: str, preset: str, data: EcalData, 
 
     def run(outdir: Path) -> bool:
         net = build(model, preset, seed=seed)
+        if on_model is not None:
+            on_model(net)
         out["result"] = fit(net, data.da_train if config.use_da else data.train, data.val,
                             data.target if config.use_da else None, config, outdir,
                             callbacks=callbacks)

@@ -138,7 +138,8 @@ def build(name: str, config=None, seed: int | None = None, module: str | None = 
 def save_model(folder: str | os.PathLike, model: nn.Module, name: str | None = None, config=None,
                extra: dict | None = None) -> Path:
     """Write ``folder/model.safetensors`` + ``folder/config.json`` (name, builder module, config, input transform,
-    extra)."""
+    extra). CDAN's conditional adversary (``conditional_head``, added by :func:`amsnb.train.fit` for
+    ``alignment="cdan"``) is a training-only part that the registry does not build, so it is not saved."""
     from safetensors.torch import save_model as st_save
 
     name = name or getattr(model, "amsnb_name", None)
@@ -147,10 +148,18 @@ def save_model(folder: str | os.PathLike, model: nn.Module, name: str | None = N
     cfg = make_config(name, config if config is not None else getattr(model, "amsnb_config", None))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    st_save(model, str(folder / WEIGHTS))
+    adversary = getattr(model, "conditional_head", None)
+    try:
+        if adversary is not None:
+            model.conditional_head = None
+        st_save(model, str(folder / WEIGHTS))
+        n_parameters = sum(p.numel() for p in model.parameters())
+    finally:
+        if adversary is not None:
+            model.conditional_head = adversary
     meta = {"format": FORMAT_VERSION, "name": name, "module": _MODULES.get(name),
             "config": dataclasses.asdict(cfg), "input_transform": getattr(model, "input_transform_doc", None),
-            "n_parameters": sum(p.numel() for p in model.parameters()), "extra": extra or {}}
+            "n_parameters": n_parameters, "extra": extra or {}}
     tmp = folder / (CONFIG + ".part")
     tmp.write_text(json.dumps(meta, indent=2, default=str))
     os.replace(tmp, folder / CONFIG)

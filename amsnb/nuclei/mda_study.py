@@ -341,3 +341,60 @@ def key_figures(samples: NucleiSamples, results: Mapping[int, SelectionResult], 
     out.update(inputs.metrics())
     out.update(samples.input_scale_metrics())
     return out
+
+
+# ------------------------------------------------------------------------------------------- alignment methods x seeds
+#: The per-run figures of :func:`compare_alignments` (averaged over seeds by :func:`amsnb.tables.seed_summary`).
+COMPARISON_FIGURES = ("mc_test_rejection", "iss_test_rejection", "mc_threshold_iss_efficiency", "probe_auc",
+                      "val_auc")
+
+
+def compare_alignments(wd: Workdir, result: SelectionResult, train_config: Mapping, model_config=None,
+                       methods: Sequence[str] = ("none", "dann", "coral", "mmd", "cdan"), seeds: Sequence[int] = (1,),
+                       efficiency: float = 0.9, epochs: int | None = None) -> list[dict]:
+    """The alignment methods (``"none"``: source-only, then ``TrainConfig.alignment`` values) x seeds on one
+    selection's events (issue 25), as notebook 04's :func:`amsnb.ecal.da_compare.compare_alignments` on the ECAL.
+
+    Models ``models/mda_<name>_cmp_<method>_s<seed>/`` (reused on a re-run). Per run, on held-out events only (the
+    probe sets: MC of the physical composition never trained on, data-like events never used as target, labeled by
+    their simulation truth as ``iss_test`` is): the rejection 1 / background efficiency at ``efficiency`` signal
+    efficiency with each set's own threshold (``mc_test_rejection``, ``iss_test_rejection``, named as in the ECAL
+    table), the signal efficiency the MC threshold keeps on the data-like events, the held-out probe AUC and the
+    validation AUC."""
+    from ..metrics import rejection_at_efficiency, rejection_at_threshold, threshold_for_efficiency
+    from ..train.losses import ALIGNMENTS
+
+    sets, z_sel = result.sets, result.z
+    tc = dict(train_config) if epochs is None else {**dict(train_config), "epochs": epochs}
+    mc, data = sets.probe_mc_arrays, sets.probe_data_arrays
+    lab_mc, lab_data = selection.labels(mc, z_sel), selection.labels(data, z_sel)
+    rows = []
+    for method in methods:
+        if method != "none" and method not in ALIGNMENTS:
+            raise ConfigError(f"compare_methods: '{method}' is not a method; use none or one of "
+                              f"{', '.join(ALIGNMENTS)}")
+        for seed in seeds:
+            cfg = {**tc, "use_da": method != "none", "alignment": "dann" if method == "none" else method,
+                   "seed": int(seed)}
+            model = train(wd, sets, z_sel, cfg, model_config, tag=f"cmp_{method.replace('+', '')}_s{seed}")
+            sm, sd = score(model, mc)["score"], score(model, data)["score"]
+            thr = _or_nan(threshold_for_efficiency, sm, lab_mc, mc["weight"], efficiency)
+            rej = _or_nan(rejection_at_efficiency, sm, lab_mc, mc["weight"], efficiency)
+            rej_data = _or_nan(rejection_at_efficiency, sd, lab_data, data["weight"], efficiency)
+            moved = _or_nan(rejection_at_threshold, sd, lab_data, data["weight"], thr)
+            rows.append({"method": method, "seed": int(seed),
+                         "mc_test_rejection": getattr(rej, "rejection", rej),
+                         "iss_test_rejection": getattr(rej_data, "rejection", rej_data),
+                         "mc_threshold_iss_efficiency": getattr(moved, "efficiency", moved),
+                         "probe_auc": heldout_probe(model, sets, seed=int(seed))["probe_auc"],
+                         "val_auc": auc_with_error(score(model, sets.val_arrays)["score"], sets.val_labels)[0]})
+    return rows
+
+
+def _or_nan(fn, *args):
+    """``fn(*args)``, or NaN where the set lacks signal or background events (a small held-out set of one selection
+    can), so one undefined figure of :func:`compare_alignments` does not stop the comparison."""
+    try:
+        return fn(*args)
+    except EmptySelectionError:
+        return float("nan")

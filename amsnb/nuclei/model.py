@@ -172,8 +172,9 @@ class MDAModel(DomainAdversarialModel):
     (passed through from :class:`MDAFeatures`; :func:`amsnb.train.predict` returns it as ``"attention"``).
 
     Inputs with ``"dw"`` (per-event domain weights, :class:`amsnb.nuclei.NucleiDataset` ``domain_weight``) weight
-    the domain term event by event: the gradient leaving ``domain_logits`` is multiplied by the weight, which is a
-    weighted domain cross-entropy for the domain head and, through the gradient reversal, for the features. The
+    the domain term event by event: the gradient leaving ``domain_logits`` (and CDAN's ``conditional_domain_logits``)
+    is multiplied by the weight, which is a weighted domain cross-entropy for the domain head and, through the
+    gradient reversal, for the features (CORAL and MMD, which read the features, do not see these weights). The
     study uses it to give the MC side of the domain term the data's species composition (label-shift correction,
     importance-weighted DANN: Combes et al., NeurIPS 2020, arXiv:2003.04475); the forward pass is unchanged."""
 
@@ -188,11 +189,14 @@ class MDAModel(DomainAdversarialModel):
         extra = {k: v for k, v in fe.items() if k not in ("features", "domain_features")}
         feats = fe["features"]
         out = {"logits": self.label_head(feats), "domain_logits": None, "features": feats, **extra}
+        out["conditional_domain_logits"] = self.conditional_domain_logits(feats, out["logits"], lambda_)
         if self.domain_head is not None:
             out["domain_logits"] = self.domain_head(grad_reverse(fe.get("domain_features", feats), lambda_))
-            dw = x.get("dw") if isinstance(x, dict) else None
-            if dw is not None and torch.is_grad_enabled():
-                out["domain_logits"] = _ScaleGrad.apply(out["domain_logits"], dw)
+        dw = x.get("dw") if isinstance(x, dict) else None
+        if dw is not None and torch.is_grad_enabled():
+            for key in ("domain_logits", "conditional_domain_logits"):  # DANN's and CDAN's adversary alike
+                if out[key] is not None:
+                    out[key] = _ScaleGrad.apply(out[key], dw)
         return out
 
 

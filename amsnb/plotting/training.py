@@ -140,3 +140,36 @@ def plot_scores(scores: dict[str, dict[str, np.ndarray]], bins: int = 40):
         ax.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
+
+
+#: (row key, y label, log scale) per panel of :func:`plot_method_comparison`.
+COMPARISON_PANELS = (("mc_test_rejection", "rejection at 90 %, mc_test", True),
+                     ("iss_test_rejection", "rejection at 90 %, iss_test", True),
+                     ("mc_threshold_iss_efficiency", "iss_test e eff. (MC threshold)", False),
+                     ("probe_auc", "feature probe AUC", False))
+
+
+def plot_method_comparison(rows: list[dict], panels=COMPARISON_PANELS):
+    """Alignment methods x seeds (:func:`amsnb.ecal.da_compare.compare_alignments` rows): per panel one column per
+    method, each seed a dot and the mean with the seeds' standard deviation as an error bar."""
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.5), squeeze=False)
+    for ax, (key, label, log) in zip(axes[0], panels):
+        for i, m in enumerate(methods):
+            v = np.array([r[key] for r in rows if r["method"] == m and r.get(key) is not None], float)
+            v = v[np.isfinite(v)]
+            if not len(v):
+                continue
+            ax.plot(np.full(len(v), i) + np.linspace(-0.12, 0.12, len(v)), v, "o", color="tab:gray", alpha=0.6,
+                    ms=4)
+            ax.errorbar(i + 0.25, v.mean(), yerr=v.std(ddof=1) if len(v) > 1 else 0, fmt="s", color="tab:blue",
+                        capsize=3)
+        ax.set_xticks(range(len(methods)), methods, fontsize="small")
+        ax.set_xlim(-0.5, len(methods) - 0.3)
+        ax.set_ylabel(label, fontsize="small")
+        if log:
+            ax.set_yscale("log")
+    fig.tight_layout()
+    return fig

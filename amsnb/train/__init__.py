@@ -1,4 +1,4 @@
-"""Training of any torch classifier, with optional domain-adversarial adaptation (DANN, Ganin & Lempitsky 2015).
+"""Training of any torch classifier, with optional domain adaptation (DANN, DeepCORAL, MMD, CDAN: ``alignment``).
 
 ``fit(model, train, val, target=None, config=TrainConfig(...), outdir=...)`` -> :class:`TrainResult`; items are dicts
 ``{"x", "y", "w", "domain"}``; the model is called as ``model(x, lambda_=...)`` and returns
@@ -8,7 +8,15 @@ The losses are in :mod:`amsnb.train.losses`, the lambda schedules in :mod:`amsnb
 """
 
 from .data import ArrayDataset
-from .losses import domain_adversarial_loss, weighted_ce
+from .losses import (
+    ALIGNMENTS,
+    conditional_adversarial_loss,
+    coral_loss,
+    domain_adversarial_loss,
+    entropy_weights,
+    mmd_loss,
+    weighted_ce,
+)
 from .schedules import ganin_lambda, lambda_at
 from .trainer import (
     TrainConfig,
@@ -21,6 +29,7 @@ from .trainer import (
     training_request,
 )
 
-__all__ = ["ArrayDataset", "TrainConfig", "TrainResult", "default_collate", "default_metrics",
-           "domain_adversarial_loss", "fit", "ganin_lambda", "lambda_at", "predict", "read_history",
+__all__ = ["ALIGNMENTS", "ArrayDataset", "TrainConfig", "TrainResult", "default_collate", "default_metrics",
+           "conditional_adversarial_loss", "coral_loss", "domain_adversarial_loss", "entropy_weights", "fit",
+           "mmd_loss", "ganin_lambda", "lambda_at", "predict", "read_history",
            "training_request", "weighted_ce"]

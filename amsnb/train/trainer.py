@@ -36,7 +36,14 @@ from torch import nn
 
 from ..errors import ConfigError, EmptySelectionError
 from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from .losses import domain_adversarial_loss, weighted_ce
+from .losses import (
+    ALIGNMENTS,
+    conditional_adversarial_loss,
+    coral_loss,
+    domain_adversarial_loss,
+    mmd_loss,
+    weighted_ce,
+)
 from .schedules import lambda_at
 
 METRIC_MODES = {"rejection": "max", "auc": "max", "val_loss": "min", "val_acc": "max"}
@@ -63,6 +70,7 @@ class TrainConfig:
     lambda_schedule: str = "ganin"  # ganin | constant | off; the ramp spans the configured `epochs` (see below)
     lambda_max: float = 1.0
     domain_weight: float = 1.0
+    alignment: str = "dann"  # dann | coral | mmd | cdan | cdan+e: the alignment loss with use_da (losses.ALIGNMENTS)
     early_stopping_metric: str = "rejection"  # rejection | auc | val_loss | val_acc | a key of metric_fn's dict
     patience: int = 3
     efficiency: float = 0.9  # electron efficiency of the rejection metric (seed 000)
@@ -89,6 +97,8 @@ class TrainConfig:
         if self.lambda_schedule not in ("ganin", "constant", "off"):
             raise ConfigError(f"TrainConfig.lambda_schedule='{self.lambda_schedule}': use 'ganin', 'constant' or "
                               "'off'")
+        if self.alignment not in ALIGNMENTS:
+            raise ConfigError(f"TrainConfig.alignment='{self.alignment}': use one of {', '.join(ALIGNMENTS)}")
         if self.checkpoint_every < 0:
             raise ConfigError(f"TrainConfig.checkpoint_every={self.checkpoint_every}: use >= 1 (epochs between "
                               "checkpoints) or 0 (only at the end of each call)")
@@ -110,7 +120,7 @@ _RESUMABLE_CHANGES = {"progress", "resume", "stop_after_epoch", "num_workers", "
 
 
 #: TrainConfig fields that act only with ``use_da=True``.
-_DA_FIELDS = {"lambda_schedule", "lambda_max", "domain_weight"}
+_DA_FIELDS = {"lambda_schedule", "lambda_max", "domain_weight", "alignment"}
 
 
 def training_request(cfg: TrainConfig | dict) -> dict:
@@ -119,13 +129,16 @@ def training_request(cfg: TrainConfig | dict) -> dict:
     All fields (defaults filled in, JSON-normalised: tuples as lists) except those that cannot change the trained
     model: the ones that may change between a run and its resumption (:data:`_RESUMABLE_CHANGES`: progress bars,
     workers, threads, device, checkpoint cadence, ``stop_after_epoch``), and without DA the DA-only ones
-    (:data:`_DA_FIELDS`: a no-DA twin of a DANN run with another lambda is the same model). ``fit`` resumes a
+    (:data:`_DA_FIELDS`: a no-DA twin of a DANN run with another lambda is the same model), and ``alignment`` when
+    it is ``"dann"`` (the only method before the field existed: earlier DANN requests stay valid). ``fit`` resumes a
     checkpoint only for an equal request (and the same data); the ECAL (``amsnb.ecal.experiment``) and nuclei
     (``amsnb.nuclei.training``) artefact stamps put it in their provenance request. A dict (e.g. the config saved in
     a checkpoint) is taken as it is, without filling in defaults.
     """
     d = json.loads(json.dumps(cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg), default=str))
     skip = _RESUMABLE_CHANGES | (set() if d.get("use_da") else _DA_FIELDS)
+    if d.get("alignment") == "dann":
+        skip = skip | {"alignment"}
     return {k: v for k, v in d.items() if k not in skip}
 
 
@@ -249,7 +262,7 @@ class _Loader:
         return len(self.dl)
 
 
-_CORE_OUTPUTS = ("logits", "domain_logits", "features")
+_CORE_OUTPUTS = ("logits", "domain_logits", "features", "conditional_domain_logits")
 
 
 def _model_out(model, x, lambda_):
@@ -425,6 +438,10 @@ def _setup(model, train, cfg: TrainConfig, outdir: Path, collate_fn, metric_fn) 
     device = resolve_device(cfg.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if cfg.use_da and cfg.alignment.startswith("cdan") and getattr(model, "conditional_head", False) is None:
+        from ..models.layers import add_conditional_head
+
+        add_conditional_head(model)  # before the optimizer, DDP and the resume: a part of the model like any other
     model.to(device)
     use_cl = cfg.channels_last and device.type == "cuda"
     if use_cl:
@@ -434,7 +451,7 @@ def _setup(model, train, cfg: TrainConfig, outdir: Path, collate_fn, metric_fn) 
         if device.type == "cuda":
             net = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
-                                                  find_unused_parameters=not cfg.use_da)
+                                                  find_unused_parameters=not (cfg.use_da and cfg.alignment == "dann"))
     steps = len(epoch_batches(len(train), cfg.batch_size, cfg.seed, 0, rank, world))
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
@@ -564,7 +581,7 @@ def _train_step(run: _Run, opt, sched, state: dict, batch: dict, tb: dict | None
         loss = label_loss
         dloss = torch.zeros(())
         if tb is not None:
-            dloss = _domain_loss(run, o, ot, batch, tb, sums)
+            dloss = _domain_loss(run, o, ot, batch, tb, sums, lam)
             loss = loss + cfg.domain_weight * dloss
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -581,17 +598,31 @@ def _train_step(run: _Run, opt, sched, state: dict, batch: dict, tb: dict | None
     return float(loss.detach())
 
 
-def _domain_loss(run: _Run, o: dict, ot: dict, batch: dict, tb: dict, sums: dict) -> torch.Tensor:
+def _domain_loss(run: _Run, o: dict, ot: dict, batch: dict, tb: dict, sums: dict, lam: float) -> torch.Tensor:
     """The alignment loss of a DA step (:mod:`amsnb.train.losses`) from the source and target outputs ``o``, ``ot``
-    of the batches ``batch``, ``tb`` (per-event domain weights: their ``dw``); adds the domain head's hits to
-    ``sums``. The one place that picks the alignment loss: DANN's :func:`domain_adversarial_loss` (lambda acts
-    through the model's gradient reversal)."""
-    ds, dt = o["domain_logits"], ot["domain_logits"]
+    of the batches ``batch``, ``tb`` (per-event domain weights: their ``dw``); adds the adversary's hits to
+    ``sums``. The one place that picks the alignment loss (``TrainConfig.alignment``): the adversarial ones
+    (DANN's :func:`domain_adversarial_loss`, CDAN's :func:`conditional_adversarial_loss`) get lambda through the
+    model's gradient reversal; the feature-matching ones (:func:`coral_loss`, :func:`mmd_loss`) are multiplied by
+    it."""
+    method, dws, dwt = run.cfg.alignment, batch.get("dw"), tb.get("dw")
+    if method in ("coral", "mmd"):
+        if o.get("features") is None:
+            raise ConfigError(f"alignment='{method}' needs the model's features (an output dict with 'features')")
+        fn = coral_loss if method == "coral" else mmd_loss
+        return lam * fn(o["features"], ot["features"], dws, dwt, run.world)
+    key = "domain_logits" if method == "dann" else "conditional_domain_logits"
+    ds, dt = o.get(key), ot.get(key)
     if ds is None:
-        raise ConfigError("use_da=True but the model has no domain head (build it with domain_head=True)")
+        raise ConfigError("use_da=True but the model has no domain head (build it with domain_head=True)"
+                          if method == "dann" else f"alignment='{method}' but the model gives no "
+                          "conditional_domain_logits (use amsnb.models.layers.DomainAdversarialModel)")
     sums["dom_n"] += len(ds) + len(dt)
     sums["dom_k"] += float((ds.float().argmax(1) == 0).sum() + (dt.float().argmax(1) == 1).sum())
-    return domain_adversarial_loss(ds, dt, batch.get("dw"), tb.get("dw"), run.world)
+    if method == "dann":
+        return domain_adversarial_loss(ds, dt, dws, dwt, run.world)
+    ent = (o["logits"], ot["logits"]) if method == "cdan+e" else (None, None)
+    return conditional_adversarial_loss(ds, dt, dws, dwt, run.world, *ent)
 
 
 def _class_weights(cfg: TrainConfig, labels: np.ndarray, logits: torch.Tensor) -> torch.Tensor:
