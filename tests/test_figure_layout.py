@@ -66,3 +66,15 @@ def test_save_figure_records_and_warns(tmp_path):
     wd.save_figure("01", fig2, "bad")  # fixed: its entry goes
     assert json.loads((wd.figures("01") / "layout_problems.json").read_text()) == {}
     plt.close("all")
+
+
+def test_model_tags_read_as_display_names_in_legends():
+    from amsnb.ecal.experiment import model_tag
+    from amsnb.plotting import model_label
+
+    assert model_label(model_tag("cvt", "tiny", True)) == "CvT tiny + DANN"
+    assert model_label(model_tag("cnn", "small_views", True, alignment="coral")) == "CNN small views + CORAL"
+    assert model_label(model_tag("cnn", "small", True, "mc_low", "mc", alignment="cdan+e")) == \
+        "CNN small + CDAN+E (train mc_low, val. MC)"
+    assert model_label(model_tag("coatnet", "tiny", False)) == "CoAtNet tiny"
+    assert model_label("bdt") == "BDT" and model_label("my_tool_v2") == "my_tool_v2"

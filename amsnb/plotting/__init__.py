@@ -38,24 +38,28 @@ _FAMILIES = {"bdt": "BDT", "likelihood": "Likelihood", "cnn": "CNN", "cvt": "CvT
              "mda": "MDA"}
 
 
+#: Display names of the alignment suffixes of ECAL model tags (``amsnb.ecal.experiment.model_tag``).
+_ALIGNMENTS = {"da": "DANN", "coral": "CORAL", "mmd": "MMD", "cdan": "CDAN", "cdane": "CDAN+E"}
+
+
 def model_label(tag: str) -> str:
-    """A model tag as a legend says it: ``cvt_tiny_da`` -> "CvT tiny + DANN", ``cnn_small_views`` -> "CNN small
-    views", ``bdt`` -> "BDT", ``cnn_small_da_mclow_valmc`` -> "CNN small + DANN (train mc_low, val. MC)"; a tag of
+    """A model tag as a legend says it: ``cvt_tiny_da`` -> "CvT tiny + DANN", ``cnn_small_views_coral`` -> "CNN small
+    views + CORAL", ``bdt`` -> "BDT", ``cnn_small_da_mclow_valmc`` -> "CNN small + DANN (train mc_low, val. MC)"; a tag of
     another form is returned as it is."""
     parts = str(tag).split("_")
     if parts[0] not in _FAMILIES:
         return str(tag)
-    words, notes, da = [_FAMILIES[parts[0]]], [], False
+    words, notes, da = [_FAMILIES[parts[0]]], [], ""
     for part in parts[1:]:
-        if part == "da":
-            da = True
+        if part in _ALIGNMENTS:
+            da = _ALIGNMENTS[part]
         elif part.startswith("val") and len(part) > 3:
             notes.append(f"val. {part[3:].upper() if part[3:] in ('mc', 'iss') else part[3:]}")
         elif part.startswith("mc") and len(part) > 2:
             notes.append(f"train mc_{part[2:]}")
         else:
             words.append(part)
-    out = " ".join(words) + (" + DANN" if da else "")
+    out = " ".join(words) + (f" + {da}" if da else "")
     return out + (f" ({', '.join(notes)})" if notes else "")
 
 
