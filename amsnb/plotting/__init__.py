@@ -43,9 +43,9 @@ _ALIGNMENTS = {"da": "DANN", "coral": "CORAL", "mmd": "MMD", "cdan": "CDAN", "cd
 
 
 def model_label(tag: str) -> str:
-    """A model tag as a legend says it: ``cvt_tiny_da`` -> "CvT tiny + DANN", ``cnn_small_views_coral`` -> "CNN small
-    views + CORAL", ``bdt`` -> "BDT", ``cnn_small_da_mclow_valmc`` -> "CNN small + DANN (train mc_low, val. MC)"; a tag of
-    another form is returned as it is."""
+    """A model tag as a legend says it: ``cvt_tiny_da`` -> "CvT tiny + DANN", ``cnn_small_views_coral`` -> "CNN
+    small views + CORAL", ``bdt`` -> "BDT", ``cnn_small_da_mclow_valmc`` -> "CNN small + DANN (train mc_low, val.
+    MC)"; a tag of another form is returned as it is."""
     parts = str(tag).split("_")
     if parts[0] not in _FAMILIES:
         return str(tag)
