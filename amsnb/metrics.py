@@ -170,12 +170,6 @@ class RejectionPoint:
         """Electrons below the threshold."""
         return self.n_sig - self.n_sig_pass
 
-    @property
-    def weighted(self) -> bool:
-        """Whether the weights differ from event counts (flux-weighted samples)."""
-        return not (self.w_sig == self.n_sig and self.w_sig_pass == self.n_sig_pass and self.w_bkg == self.n_bkg
-                    and self.w_bkg_pass == self.n_bkg_pass)
-
     def as_dict(self) -> dict:
         d = asdict(self)
         d["n_sig_lost"] = self.n_sig_lost
